@@ -1,0 +1,62 @@
+# twinlayer — every entry point a data engineer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+JARS_STAMP := build/jars/.stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install jars packages deps up down status logs demo test test-unit clean clean-state freeze
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Python environment (.venv) from requirements.txt + constraints.txt
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+jars: $(JARS_STAMP) ## Kafka, HBase, the Spark Kafka connector and the JMX exporter from Maven Central
+$(JARS_STAMP): jvm/pom.xml $(wildcard jvm/*/pom.xml)
+	rm -rf build/jars
+	mvn -B -q -f jvm/pom.xml package
+	@touch $@
+
+packages: ## Debian packages: Prometheus, Alertmanager, Pushgateway, JDK, Maven (apt-get when missing)
+	@bash scripts/ensure-packages.sh
+
+deps: packages install jars ## everything the stack and the tests need
+
+up: deps ## start the embedded stack; returns when every service answers
+	$(BIN)/twinlayer stack up
+
+down: ## stop the embedded stack (no process left behind)
+	@if [ -x $(BIN)/twinlayer ]; then $(BIN)/twinlayer stack down; fi
+
+status: ## each service: up or down, and why
+	@$(BIN)/twinlayer stack status
+
+logs: ## the last lines of every service's log (state/logs/)
+	@$(BIN)/twinlayer stack logs
+
+demo: deps ## stack up, sample events through the system, URLs printed
+	$(BIN)/twinlayer demo
+
+test: deps ## the whole suite on the real stack (started if not already healthy, stopped after)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## pure-logic tests only, no services
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+freeze: ## rewrite constraints.txt from the current environment
+	$(BIN)/pip freeze --exclude-editable | grep -v '^twinlayer' > constraints.txt
+
+clean-state: down ## forget all data and logs of the embedded stack
+	rm -rf state
+
+clean: clean-state ## also remove fetched jars and the Python environment
+	rm -rf build $(VENV)

@@ -1,0 +1,65 @@
+"""Where every part of twinlayer listens and keeps its files.
+
+One place for ports, hosts and folders so the stack, the jobs, the DAGs and the tests agree. Every value can be
+overridden by an environment variable named ``TWINLAYER_<FIELD>`` (upper case), which is how the same code points
+at a remote cluster instead of the embedded stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9097
+    zookeeper_port: int = 2181
+    hbase_master_port: int = 16000
+    hbase_regionserver_port: int = 16020
+    thrift_port: int = 9090
+    prometheus_port: int = 19090
+    alertmanager_port: int = 19093
+    pushgateway_port: int = 9091
+    airflow_port: int = 8080
+    kafka_jmx_port: int = 9404
+    hbase_jmx_port: int = 9405
+    thrift_jmx_port: int = 9406
+    state_dir: Path = PROJECT_ROOT / "state"
+    jars_dir: Path = PROJECT_ROOT / "build" / "jars"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def url(self, port_field: str) -> str:
+        return f"http://{self.host}:{getattr(self, port_field)}"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings with ``TWINLAYER_*`` overrides applied; raises ValueError naming a malformed variable."""
+    environ = os.environ if environ is None else environ
+    overrides: dict[str, object] = {}
+    for field in dataclasses.fields(Settings):
+        raw = environ.get(f"TWINLAYER_{field.name.upper()}")
+        if raw is None:
+            continue
+        if field.type == "int":
+            try:
+                overrides[field.name] = int(raw)
+            except ValueError:
+                raise ValueError(f"TWINLAYER_{field.name.upper()} must be an integer, got {raw!r}") from None
+        elif field.type == "Path":
+            overrides[field.name] = Path(raw).resolve()
+        else:
+            overrides[field.name] = raw
+    return Settings(**overrides)

@@ -1,0 +1,35 @@
+"""Settings and the rendered local-stack configuration (pure logic, no services)."""
+
+from pathlib import Path
+
+import pytest
+
+from twinlayer.config import Settings, load_settings
+from twinlayer.stack import _supervisord_conf, Service, check_process_only
+
+
+def test_environment_overrides_ports_and_paths(tmp_path):
+    settings = load_settings({"TWINLAYER_KAFKA_PORT": "19092", "TWINLAYER_STATE_DIR": str(tmp_path)})
+    assert settings.kafka_port == 19092
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.state_dir == tmp_path
+    assert settings.logs_dir == tmp_path / "logs"
+
+
+def test_malformed_override_names_the_variable():
+    with pytest.raises(ValueError, match="TWINLAYER_THRIFT_PORT must be an integer"):
+        load_settings({"TWINLAYER_THRIFT_PORT": "ninety"})
+
+
+def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, {"K": "v"}),
+            Service("beta", ["/bin/true"], check_process_only)]
+    conf = _supervisord_conf(settings, svcs)
+    for name in ("alpha", "beta"):
+        section = conf.split(f"[program:{name}]")[1].split("\n\n")[0]
+        assert "autorestart=true" in section
+        assert "stopasgroup=true" in section and "killasgroup=true" in section
+        assert f"stdout_logfile={tmp_path / 'logs' / (name + '.log')}" in section
+    assert 'command=/bin/echo "a b" 100%%' in conf
+    assert 'environment=K="v"' in conf
