@@ -312,6 +312,15 @@ def _supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
     return "\n".join(lines)
 
 
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def kafka_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
@@ -482,12 +491,14 @@ class Stack:
     def down(self) -> None:
         if not self.supervisor_running():
             return
+        pid_file = self.settings.state_dir / "supervisord.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
         rpc = self._rpc()
         try:
             rpc.stopAllProcesses(True)
         finally:
             rpc.shutdown()
-        self._wait(lambda: not self.supervisor_running() and not self.socket_path.exists(), 60, "supervisord shutdown")
+        self._wait(lambda: pid is None or not _alive(pid), 60, "supervisord to exit")
 
     def restart(self, name: str) -> None:
         rpc = self._rpc()

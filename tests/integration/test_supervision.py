@@ -11,12 +11,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
 
 def stack_processes(settings):
-    """Live (non-zombie) processes whose command line points into this stack's state folder."""
+    """Live processes, other than this test session's own, whose command line points into the stack's state folder."""
     marker = str(settings.state_dir)
+    ours = {os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))}  # e.g. the test Spark JVM
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and any(marker in arg for arg in proc.info["cmdline"] or []):
+            if proc.pid not in ours and proc.info["status"] != psutil.STATUS_ZOMBIE and any(marker in arg for arg in proc.info["cmdline"] or []):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
