@@ -49,7 +49,7 @@ demo: deps ## stack up, sample events through the system, URLs printed
 test: deps ## the whole suite on the real stack (started if not already healthy, stopped after)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: install ## pure-logic tests only, no services
+test-unit: install jars ## pure-logic tests only (local Spark included), no services
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 freeze: ## rewrite constraints.txt from the current environment

@@ -482,7 +482,7 @@ class Stack:
             except Exception as exc:  # noqa: BLE001
                 rows.append((svc.name, "down", f"pid {proc['pid']} runs but does not answer: {exc}"))
             else:
-                rows.append((svc.name, "up", f"pid {proc['pid']}, {proc['description']}"))
+                rows.append((svc.name, "up", proc["description"]))
         return rows
 
     def healthy(self) -> bool:

@@ -1,0 +1,210 @@
+"""How views are laid out in HBase, the pure function that turns view rows into mutations, and thin I/O.
+
+Row key: ``<salt>|<view>|<key>|<window start ms, 13 digits>``. The salt is two hex digits of a hash of
+(view, key): the windows of one view and key sit together, so a time range of one key is one contiguous scan,
+while different keys spread over 16 buckets. Columns live in family ``m``: one qualifier per measure, plus
+``_batch`` (the micro-batch or run that wrote the cell).
+
+Every cell's timestamp is the window start — derived from the data, never the wall clock — so a replayed
+micro-batch or a rerun rewrites the same cells: HBase keeps one version per (row, column, timestamp) and the
+latest write of it wins. That same timestamp makes the table's TTL an event-time retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from twinlayer.views import VIEWS, View, by_name, exact_slot_name, slot_name
+
+log = logging.getLogger(__name__)
+
+FAMILY = b"m"
+BATCH_COLUMN = b"m:_batch"
+SALT_BUCKETS = 16
+TS_DIGITS = 13
+
+
+class Mutation(NamedTuple):
+    row: bytes
+    columns: dict[bytes, bytes]
+    timestamp: int
+
+
+class WindowValue(NamedTuple):
+    window_start_ms: int
+    window_end_ms: int
+    measures: dict[str, object]
+    batch: int | None
+
+
+def salt(view: str, key: str) -> str:
+    return f"{zlib.crc32(f'{view}|{key}'.encode()) % SALT_BUCKETS:02x}"
+
+
+def row_prefix(view: str, key: str) -> bytes:
+    return f"{salt(view, key)}|{view}|{key}|".encode()
+
+
+def row_key(view: str, key: str, window_start_ms: int) -> bytes:
+    if not 0 <= window_start_ms < 10**TS_DIGITS:
+        raise ValueError(f"window start {window_start_ms} is outside the row-key range")
+    return row_prefix(view, key) + f"{window_start_ms:0{TS_DIGITS}d}".encode()
+
+
+def parse_row_key(row: bytes) -> tuple[str, str, int]:
+    text = row.decode()
+    view, rest = text[3:].split("|", 1)
+    return view, rest[: -(TS_DIGITS + 1)], int(rest[-TS_DIGITS:])
+
+
+def encode_value(value: object) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"cannot store {value!r} as a measure")
+    return repr(value).encode() if isinstance(value, float) else str(int(value)).encode()
+
+
+def decode_value(raw: bytes, kind: str) -> object:
+    if kind == "distinct":
+        return raw
+    text = raw.decode()
+    return float(text) if any(c in text for c in ".eEn") else int(text)
+
+
+def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View] = VIEWS,
+                   exact: bool = False) -> list[Mutation]:
+    """Rows of ``views.aggregate`` (mappings or Spark Rows) for one micro-batch or run → HBase mutations.
+
+    Pure and deterministic: the same rows in any order give the same list, sorted by row key. Measures that are
+    null (min/max of an empty group) are left out rather than written.
+    """
+    catalog = by_name(views)
+    mutations = []
+    for row in rows:
+        record = row.asDict() if hasattr(row, "asDict") else row
+        view = catalog[record["view"]]
+        columns = {BATCH_COLUMN: str(batch_id).encode()}
+        for measure in view.measures:
+            value = record[slot_name(view, measure)]
+            if value is not None:
+                columns[f"m:{measure.name}".encode()] = encode_value(value)
+            if exact and measure.kind == "distinct":
+                columns[f"m:{measure.name}.exact".encode()] = encode_value(record[exact_slot_name(view, measure)])
+        start = int(record["window_start_ms"])
+        mutations.append(Mutation(row_key(view.name, record["key"], start), columns, start))
+    mutations.sort(key=lambda m: m.row)
+    return mutations
+
+
+def decode_row(view: View, row: bytes, data: Mapping[bytes, bytes]) -> WindowValue:
+    _, _, start = parse_row_key(row)
+    measures: dict[str, object] = {}
+    for measure in view.measures:
+        raw = data.get(f"m:{measure.name}".encode())
+        if raw is not None:
+            measures[measure.name] = decode_value(raw, measure.kind)
+        exact = data.get(f"m:{measure.name}.exact".encode())
+        if exact is not None:
+            measures[f"{measure.name}.exact"] = int(exact)
+    batch = data.get(BATCH_COLUMN)
+    return WindowValue(start, start + view.window_ms, measures, int(batch) if batch is not None else None)
+
+
+def sketch_estimate(sketch: bytes) -> float:
+    """Estimated distinct count of an HLL sketch written by Spark's ``hll_sketch_agg``."""
+    from datasketches import hll_sketch
+
+    return hll_sketch.deserialize(sketch).get_estimate()
+
+
+def merge_sketches(sketches: Iterable[bytes]) -> bytes:
+    from datasketches import hll_sketch, hll_union, tgt_hll_type
+
+    from twinlayer.views import HLL_LG_K
+
+    union = hll_union(HLL_LG_K)
+    for sketch in sketches:
+        union.update(hll_sketch.deserialize(sketch))
+    return union.get_result(tgt_hll_type.HLL_4).serialize_compact()
+
+
+# --- I/O ---------------------------------------------------------------------------------------------------------
+
+
+class HBaseUnavailable(RuntimeError):
+    """HBase (its Thrift gateway) did not answer within the retry budget."""
+
+
+def connection_pool(host: str, port: int, size: int = 2):
+    import happybase
+
+    return happybase.ConnectionPool(size, host=host, port=port, timeout=30000, autoconnect=True)
+
+
+def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None = None) -> None:
+    family = {"max_versions": max_versions}
+    if ttl_seconds:
+        family["time_to_live"] = ttl_seconds
+    with pool.connection() as conn:
+        if name.encode() not in conn.tables():
+            try:
+                conn.create_table(name, {FAMILY.decode(): family})
+            except Exception as exc:  # noqa: BLE001 — created concurrently by another process is fine
+                if name.encode() not in conn.tables():
+                    raise HBaseUnavailable(f"could not create HBase table {name}: {exc}") from exc
+
+
+class ViewWriter:
+    """Writes mutations through Thrift, retrying a dead gateway with backoff for up to ``retry_seconds``."""
+
+    def __init__(self, pool, table: str, retry_seconds: float = 180.0, on_attempt=None) -> None:
+        self.pool = pool
+        self.table = table
+        self.retry_seconds = retry_seconds
+        self.on_attempt = on_attempt or (lambda seconds, error: None)
+
+    def write(self, mutations: Sequence[Mutation]) -> None:
+        if not mutations:
+            return
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                self._write_once(mutations)
+            except Exception as exc:  # noqa: BLE001 — Thrift and socket errors alike; the batch is replayed whole
+                self.on_attempt(time.monotonic() - started, exc)
+                if time.monotonic() + delay > deadline:
+                    raise HBaseUnavailable(f"HBase write to {self.table} failed for {self.retry_seconds:.0f}s: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                log.warning("HBase write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                self.on_attempt(time.monotonic() - started, None)
+                return
+
+    def _write_once(self, mutations: Sequence[Mutation]) -> None:
+        by_timestamp: dict[int, list[Mutation]] = {}
+        for mutation in mutations:
+            by_timestamp.setdefault(mutation.timestamp, []).append(mutation)
+        with self.pool.connection() as conn:
+            table = conn.table(self.table)
+            for timestamp, group in by_timestamp.items():
+                with table.batch(timestamp=timestamp, batch_size=2000) as batch:
+                    for mutation in group:
+                        batch.put(mutation.row, mutation.columns)
+
+
+def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int) -> list[WindowValue]:
+    """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first."""
+    prefix = row_prefix(view.name, key)
+    start = prefix + f"{max(from_ms, 0):0{TS_DIGITS}d}".encode()
+    stop = prefix + f"{min(to_ms, 10**TS_DIGITS - 1):0{TS_DIGITS}d}".encode()
+    with pool.connection() as conn:
+        return [decode_row(view, row, data) for row, data in conn.table(table).scan(row_start=start, row_stop=stop)]

@@ -1,0 +1,91 @@
+"""Pure DataFrame → DataFrame transformations shared by the streaming and the batch jobs.
+
+``parse_events`` turns raw Kafka records into typed events, each either valid or carrying the first reason it was
+refused; ``valid_events`` and ``dead_letters`` split that result. No reader, writer or sink lives here.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from twinlayer import events as ev
+
+EVENT_COLUMNS = [*(name for name in ev.FIELDS if name != "event_time"), "event_time", "event_time_ms", "campaign_id"]
+SOURCE_COLUMNS = ["kafka_partition", "kafka_offset", "kafka_timestamp"]
+
+
+def campaign_mapping(spark: SparkSession) -> DataFrame:
+    rows = sorted(ev.ad_campaigns().items())
+    return spark.createDataFrame(rows, "ad_id string, campaign_id string")
+
+
+def _first_failure(checks: list[tuple[Column, Column | str]]) -> Column:
+    """The reason of the first check whose condition holds, else null."""
+    expr = None
+    for condition, reason in reversed(checks):
+        reason_col = reason if isinstance(reason, Column) else F.lit(reason)
+        expr = F.when(condition, reason_col) if expr is None else F.when(condition, reason_col).otherwise(expr)
+    return expr
+
+
+def parse_events(raw: DataFrame, mapping: DataFrame) -> DataFrame:
+    """Kafka records (value, partition, offset, timestamp) → typed events plus ``error`` (null when valid).
+
+    Checks run in a fixed order and the first failure is the reason: size, JSON, object, each field present, each
+    field's type, enumerations, known ad, timestamp within bounds of the Kafka record time. The original payload is
+    kept as ``payload`` for the dead-letter topic.
+    """
+    v = F.col("_v")
+    source = raw.select(
+        F.col("value").cast("string").alias("payload"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+    small = F.octet_length("payload") <= ev.MAX_PAYLOAD_BYTES
+    parsed = source.withColumn("_v", F.when(small, F.try_parse_json("payload")))
+    typed = [F.try_variant_get(v, f"$.{name}", sql_type).alias(name) for name, sql_type in ev.FIELDS.items()]
+    present = [
+        (~F.coalesce(F.try_variant_get(v, f"$.{name}", "variant").isNotNull()
+                     & ~F.is_variant_null(F.try_variant_get(v, f"$.{name}", "variant")), F.lit(False)),
+         f"{ev.REASON_MISSING}:{name}")
+        for name in ev.FIELDS
+    ]
+    parsed = parsed.select("*", F.schema_of_variant(v).alias("_shape"), *typed)
+    joined = parsed.join(F.broadcast(mapping), on="ad_id", how="left")
+    kafka_ms = F.unix_millis("kafka_timestamp")
+    checks: list[tuple[Column, Column | str]] = [
+        (~small, ev.REASON_TOO_LARGE),
+        (v.isNull(), ev.REASON_MALFORMED),
+        (~F.col("_shape").startswith("OBJECT"), ev.REASON_NOT_OBJECT),
+        *present,
+        *[(F.col(name).isNull(), f"{ev.REASON_WRONG_TYPE}:{name}") for name in ev.FIELDS],
+        *[(~F.col(name).isin(*allowed), f"{ev.REASON_BAD_VALUE}:{name}") for name, allowed in ev.ENUMS.items()],
+        (F.col("campaign_id").isNull(), ev.REASON_UNKNOWN_AD),
+        (F.col("event_time") < kafka_ms - ev.MAX_AGE_MS, ev.REASON_TOO_OLD),
+        (F.col("event_time") > kafka_ms + ev.MAX_FUTURE_MS, ev.REASON_IN_FUTURE),
+    ]
+    return joined.select(
+        *(name for name in ev.FIELDS if name != "event_time"),
+        F.timestamp_millis("event_time").alias("event_time"),
+        F.col("event_time").alias("event_time_ms"),
+        "campaign_id",
+        *SOURCE_COLUMNS,
+        "payload",
+        _first_failure(checks).alias("error"),
+    )
+
+
+def valid_events(parsed: DataFrame) -> DataFrame:
+    return parsed.where(F.col("error").isNull()).select(*EVENT_COLUMNS, *SOURCE_COLUMNS)
+
+
+def dead_letters(parsed: DataFrame) -> DataFrame:
+    """Refused records with their reason, original payload and Kafka coordinates (the idempotency key)."""
+    return parsed.where(F.col("error").isNotNull()).select("error", "payload", *SOURCE_COLUMNS)
+
+
+def with_event_hour(events: DataFrame) -> DataFrame:
+    """Adds the archive partition column ``event_hour`` (UTC, ``YYYY-MM-DDTHH``)."""
+    return events.withColumn("event_hour", F.date_format("event_time", "yyyy-MM-dd'T'HH"))
