@@ -30,6 +30,13 @@ class Settings:
     kafka_jmx_port: int = 9404
     hbase_jmx_port: int = 9405
     thrift_jmx_port: int = 9406
+    speed_metrics_port: int = 9108
+    events_topic: str = "events"
+    dlq_topic: str = "events-dlq"
+    events_partitions: int = 4
+    speed_table: str = "twinlayer_speed"
+    speed_ttl_seconds: int = 8 * 24 * 3600
+    watermark: str = "30 seconds"
     state_dir: Path = PROJECT_ROOT / "state"
     jars_dir: Path = PROJECT_ROOT / "build" / "jars"
 
@@ -40,6 +47,15 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def archive_dir(self) -> Path:
+        """The master dataset: every valid event, Parquet, partitioned by event hour."""
+        return self.state_dir / "archive"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.state_dir / "checkpoints" / "speed"
 
     def url(self, port_field: str) -> str:
         return f"http://{self.host}:{getattr(self, port_field)}"

@@ -7,6 +7,7 @@ builder leaves an existing configuration alone.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from twinlayer.config import Settings
@@ -36,10 +37,18 @@ def local_conf(settings: Settings, shuffle_partitions: int = 2) -> dict[str, str
     }
 
 
+def submitted() -> bool:
+    """True when spark-submit launched this driver (it then owns master, jars and resources)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_session(app_name: str, settings: Settings, extra: dict[str, str] | None = None):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**local_conf(settings), **(extra or {})}.items():
+    if not submitted():
+        os.environ.setdefault("SPARK_LOCAL_IP", settings.host)
+    conf = {} if submitted() else local_conf(settings)
+    for key, value in {**conf, **(extra or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

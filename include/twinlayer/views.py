@@ -5,9 +5,8 @@ any DataFrame of valid events — a streaming micro-batch source or the Parquet 
 (view, key, window) with every view's measures; nothing else in twinlayer knows how a view is computed. Adding a
 view is adding a ``View`` to ``VIEWS``.
 
-All views are computed by one aggregation: each view projects the events into a common shape (view name, key,
-window, one input column per measure slot) and the union is grouped once. In a streaming query this keeps one
-state store and one watermark for every view, and per-view window ends still decide when each window is final.
+All views are computed by one aggregation over one read of the events, so a streaming query parses and
+deduplicates each event once and keeps one state store and one watermark for every view.
 
 Measures are mergeable so the serving layer can combine windows and layers: count, sum, min, max, and distinct
 users as an Apache DataSketches HLL sketch (``hll_sketch_agg``). The batch layer asks for ``exact=True`` and gets
@@ -18,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -109,15 +109,26 @@ def key_of(values: Sequence[object]) -> str:
     return KEY_SEPARATOR.join(str(v) for v in values)
 
 
+def coarse_window_seconds(views: Sequence[View]) -> int:
+    """The least common multiple of the views' windows: each view window lies inside exactly one coarse window."""
+    return functools.reduce(math.lcm, (view.window_seconds for view in views))
+
+
 def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
     """Valid events → one row per (view, key, window) with columns view, key, window_start_ms, window_end_ms and one
     column per (view, measure) (``slot_name``), null outside its own view. With ``exact``, distinct measures also
-    get the exact count in ``exact_slot_name`` (not possible in a streaming query)."""
-    from pyspark.sql import DataFrame
+    get the exact count in ``exact_slot_name`` (not possible in a streaming query).
+
+    Every event is read once: one projection makes an array of per-view entries (those whose filter holds) and
+    explodes it, and one aggregation groups them. The grouping includes the event-time window of
+    ``coarse_window_seconds`` — a multiple of every view's window — so a streaming query's watermark can evict a
+    group once its coarse window is behind it; the view's own window is grouped as a plain column.
+    """
     from pyspark.sql import functions as F
 
     slots = [(view, measure) for view in views for measure in view.measures]
     types = dict(events.dtypes)
+    event_ms = F.unix_millis("event_time")
 
     def slot_input(view: View, measure: Measure, own: View):
         kind_type = "int" if measure.kind == "count" else types[measure.column]
@@ -125,16 +136,20 @@ def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
             return F.lit(None).cast(kind_type)
         return F.lit(1) if measure.kind == "count" else F.col(measure.column)
 
-    projections = []
+    entries = []
     for own in views:
-        source = events if own.filter is None else events.where(own.filter)
-        projections.append(source.select(
+        entry = F.struct(
             F.lit(own.name).alias("view"),
             F.concat_ws(KEY_SEPARATOR, *(F.col(d).cast("string") for d in own.dimensions)).alias("key"),
-            F.window("event_time", f"{own.window_seconds} seconds").alias("window"),
+            (event_ms - F.pmod(event_ms, F.lit(own.window_ms))).alias("window_start_ms"),
+            F.lit(own.window_ms).cast("bigint").alias("window_ms"),
             *(slot_input(view, measure, own).alias(slot_name(view, measure)) for view, measure in slots),
-        ))
-    unioned = functools.reduce(DataFrame.unionByName, projections)
+        )
+        entries.append(entry if own.filter is None else F.when(F.expr(own.filter), entry))
+    exploded = events.select(
+        F.window("event_time", f"{coarse_window_seconds(views)} seconds").alias("coarse"),
+        F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e"),
+    ).select("coarse", "e.*")
 
     aggregations = []
     for view, measure in slots:
@@ -147,6 +162,8 @@ def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
                 aggregations.append(F.count_distinct(column).alias(exact_slot_name(view, measure)))
         else:
             aggregations.append(getattr(F, measure.kind)(column).alias(column))
-    grouped = unioned.groupBy("view", "key", "window").agg(*aggregations)
-    return grouped.select("view", "key", F.unix_millis("window.start").alias("window_start_ms"),
-                          F.unix_millis("window.end").alias("window_end_ms"), *grouped.columns[3:])
+    grouped = exploded.groupBy("view", "key", "coarse", "window_start_ms", "window_ms").agg(
+        *aggregations)
+    return grouped.select("view", "key", "window_start_ms",
+                          (F.col("window_start_ms") + F.col("window_ms")).alias("window_end_ms"),
+                          *(c for c in grouped.columns[5:]))

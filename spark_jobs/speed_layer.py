@@ -1,0 +1,82 @@
+"""Speed layer entry point: `python spark_jobs/speed_layer.py` on the embedded stack, or `spark-submit` it.
+
+Thin on purpose: options in, `twinlayer.speed.start_speed_layer`, metrics served, then wait. Under spark-submit
+the session keeps the master and jars the submitter gave it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from twinlayer.config import load_settings
+from twinlayer.speed import QUERIES, CheckpointMissing, SpeedOptions, ensure_topics, start_speed_layer
+from twinlayer.speed_metrics import ProgressListener, SpeedMetrics, serve
+from twinlayer.spark import build_session
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--topic")
+    parser.add_argument("--dlq-topic")
+    parser.add_argument("--table")
+    parser.add_argument("--archive-dir")
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--watermark")
+    parser.add_argument("--views-trigger")
+    parser.add_argument("--table-max-versions", type=int)
+    parser.add_argument("--max-offsets-per-trigger", type=int)
+    parser.add_argument("--reset-checkpoints", action="store_true",
+                        help="start without checkpoints over an existing archive (opens a new archive epoch)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    settings = load_settings()
+    overrides = {k: v for k, v in {
+        "topic": args.topic, "dlq_topic": args.dlq_topic, "table": args.table,
+        "archive_dir": args.archive_dir and Path(args.archive_dir).resolve(),
+        "checkpoint_dir": args.checkpoint_dir and Path(args.checkpoint_dir).resolve(),
+        "watermark": args.watermark, "views_trigger": args.views_trigger,
+        "table_max_versions": args.table_max_versions, "max_offsets_per_trigger": args.max_offsets_per_trigger,
+    }.items() if v is not None}
+    options = SpeedOptions.from_settings(settings, reset_checkpoints=args.reset_checkpoints, **overrides)
+
+    ensure_topics(settings.kafka_bootstrap, {options.topic: settings.events_partitions, options.dlq_topic: 1})
+    spark = build_session("twinlayer-speed-layer", settings)
+    spark.sparkContext.setLogLevel("WARN")
+    metrics = SpeedMetrics()
+    spark.streams.addListener(ProgressListener(metrics))
+    serve(metrics, settings.host, args.metrics_port or settings.speed_metrics_port)
+    try:
+        queries = start_speed_layer(spark, settings, options, metrics)
+    except CheckpointMissing as exc:
+        logging.error("%s", exc)
+        return 3
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    logging.info("speed layer running: queries %s, archive %s", ", ".join(QUERIES), options.archive_dir)
+    try:
+        while not stopping:
+            for query in queries:
+                if not query.isActive:
+                    error = query.exception()
+                    logging.error("query %s stopped: %s", query.name, error)
+                    return 1
+            time.sleep(1)
+    finally:
+        for query in queries:
+            query.stop()
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

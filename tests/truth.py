@@ -1,0 +1,135 @@
+"""Brute-force truth in plain Python, written independently of the Spark code it checks.
+
+Reads every record of a Kafka topic, decides validity with its own rules, and computes every view cell with
+dictionaries. Tests compare what the speed layer (and later the batch layer) stored against this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+
+from kafka import KafkaConsumer, TopicPartition
+
+from twinlayer import events as ev
+from twinlayer.views import VIEWS, View
+
+
+@dataclasses.dataclass
+class Record:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    payload: bytes
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000,
+                             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=2000).values():
+                records.extend(Record(m.partition, m.offset, m.timestamp, m.value) for m in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def refusal(record: Record, ads: dict[str, str]) -> str | None:
+    """Why the speed layer must refuse this record, or None; same order of checks as documented in transforms."""
+    if len(record.payload) > ev.MAX_PAYLOAD_BYTES:
+        return ev.REASON_TOO_LARGE
+    try:
+        data = json.loads(record.payload)
+    except ValueError:
+        return ev.REASON_MALFORMED
+    if not isinstance(data, dict):
+        return ev.REASON_NOT_OBJECT
+    for name in ev.FIELDS:
+        if data.get(name) is None:
+            return f"{ev.REASON_MISSING}:{name}"
+    for name, sql_type in ev.FIELDS.items():
+        value = data[name]
+        if sql_type == "bigint" and not (isinstance(value, int) and not isinstance(value, bool)):
+            if not (isinstance(value, str) and value.lstrip("-").isdigit()):
+                return f"{ev.REASON_WRONG_TYPE}:{name}"
+    for name, allowed in ev.ENUMS.items():
+        if data[name] not in allowed:
+            return f"{ev.REASON_BAD_VALUE}:{name}"
+    if data["ad_id"] not in ads:
+        return ev.REASON_UNKNOWN_AD
+    event_time = int(data["event_time"])
+    if event_time < record.timestamp_ms - ev.MAX_AGE_MS:
+        return ev.REASON_TOO_OLD
+    if event_time > record.timestamp_ms + ev.MAX_FUTURE_MS:
+        return ev.REASON_IN_FUTURE
+    return None
+
+
+@dataclasses.dataclass
+class Truth:
+    valid: list[tuple[Record, dict]]
+    refused: dict[tuple[int, int], str]
+
+
+def classify(records: list[Record]) -> Truth:
+    ads = ev.ad_campaigns()
+    valid, refused = [], {}
+    for record in records:
+        reason = refusal(record, ads)
+        if reason:
+            refused[(record.partition, record.offset)] = reason
+        else:
+            data = json.loads(record.payload)
+            data["event_time"] = int(data["event_time"])
+            data["campaign_id"] = ads[data["ad_id"]]
+            valid.append((record, data))
+    return Truth(valid, refused)
+
+
+def view_cells(events: list[dict], views: tuple[View, ...] = VIEWS) -> dict[tuple[str, str, int], dict]:
+    """(view, key, window start ms) → {measure: value}, distinct measures as exact sets' sizes."""
+    cells: dict[tuple[str, str, int], dict] = {}
+    accumulators: dict[tuple[str, str, int], dict] = defaultdict(dict)
+    for event in events:
+        for view in views:
+            if view.filter == "event_type = 'view'" and event["event_type"] != "view":
+                continue
+            if view.filter not in (None, "event_type = 'view'"):
+                raise NotImplementedError(f"truth does not know the filter {view.filter!r}")
+            key = "|".join(str(event[d]) for d in view.dimensions)
+            start = event["event_time"] - event["event_time"] % view.window_ms
+            acc = accumulators[(view.name, key, start)]
+            for m in view.measures:
+                if m.kind == "count":
+                    acc[m.name] = acc.get(m.name, 0) + 1
+                elif m.kind == "sum":
+                    acc[m.name] = acc.get(m.name, 0) + event[m.column]
+                elif m.kind == "min":
+                    acc[m.name] = min(acc.get(m.name, event[_col(m.column)]), event[_col(m.column)])
+                elif m.kind == "max":
+                    acc[m.name] = max(acc.get(m.name, event[_col(m.column)]), event[_col(m.column)])
+                elif m.kind == "distinct":
+                    acc.setdefault(m.name, set()).add(event[m.column])
+    for cell, acc in accumulators.items():
+        cells[cell] = {name: len(v) if isinstance(v, set) else v for name, v in acc.items()}
+    return cells
+
+
+def _col(column: str) -> str:
+    return "event_time" if column == "event_time_ms" else column
+
+
+def dedupe_first(events: list[dict]) -> list[dict]:
+    seen, kept = set(), []
+    for event in events:
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
+            kept.append(event)
+    return kept
