@@ -17,6 +17,7 @@ from twinlayer.config import load_settings
 from twinlayer.speed import QUERIES, CheckpointMissing, SpeedOptions, ensure_topics, start_speed_layer
 from twinlayer.speed_metrics import ProgressListener, SpeedMetrics, serve
 from twinlayer.spark import build_session
+from twinlayer.stack import check_hbase
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +37,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def wait_for(action, what: str, timeout: float = 180.0) -> None:
+    """Run ``action`` until it succeeds: under the supervisor the speed layer may start before Kafka or HBase."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            action()
+            return
+        except Exception as exc:  # noqa: BLE001 — any failure means "not there yet" until the deadline
+            if time.monotonic() > deadline:
+                raise SystemExit(f"speed layer: {what} did not answer within {timeout:.0f}s: {exc}") from exc
+            logging.info("waiting for %s: %s", what, exc)
+            time.sleep(3)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -49,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     }.items() if v is not None}
     options = SpeedOptions.from_settings(settings, reset_checkpoints=args.reset_checkpoints, **overrides)
 
-    ensure_topics(settings.kafka_bootstrap, {options.topic: settings.events_partitions, options.dlq_topic: 1})
+    wait_for(lambda: ensure_topics(settings.kafka_bootstrap,
+                                   {options.topic: settings.events_partitions, options.dlq_topic: 1}), "Kafka")
+    wait_for(lambda: check_hbase(settings), "HBase Thrift")
     spark = build_session("twinlayer-speed-layer", settings)
     spark.sparkContext.setLogLevel("WARN")
     metrics = SpeedMetrics()

@@ -57,8 +57,7 @@ def refusal(record: Record, ads: dict[str, str]) -> str | None:
     for name, sql_type in ev.FIELDS.items():
         value = data[name]
         if sql_type == "bigint" and not (isinstance(value, int) and not isinstance(value, bool)):
-            if not (isinstance(value, str) and value.lstrip("-").isdigit()):
-                return f"{ev.REASON_WRONG_TYPE}:{name}"
+            return f"{ev.REASON_WRONG_TYPE}:{name}"
     for name, allowed in ev.ENUMS.items():
         if data[name] not in allowed:
             return f"{ev.REASON_BAD_VALUE}:{name}"

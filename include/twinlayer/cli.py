@@ -37,6 +37,78 @@ def _stack_logs(stack: Stack, args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(stack: Stack, args: argparse.Namespace) -> int:
+    import json
+
+    from twinlayer.generator import Workload, produce
+
+    workload = Workload(rate=args.rate, count=args.count, duration=args.duration, late_fraction=args.late,
+                        late_by_ms=int(args.late_by * 1000), duplicate_fraction=args.duplicates,
+                        malformed_fraction=args.malformed, seed=args.seed)
+    topic = args.topic or stack.settings.events_topic
+    print(json.dumps(produce(stack.settings.kafka_bootstrap, topic, workload, client=args.client)))
+    return 0
+
+
+def _parse_time(text: str, now_ms: int) -> int:
+    """Epoch ms, an ISO-8601 time, or a duration back from now such as 15m, 2h, 30s."""
+    import datetime as dt
+
+    if text.isdigit():
+        return int(text)
+    units = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    if text[:-1].isdigit() and text[-1] in units:
+        return now_ms - int(text[:-1]) * units[text[-1]]
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"cannot read time {text!r}: give epoch ms, ISO-8601 or a duration like 15m") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return int(parsed.timestamp() * 1000)
+
+
+def _query(stack: Stack, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from twinlayer import hbase_store
+    from twinlayer.views import by_name
+
+    views = by_name()
+    if args.view not in views:
+        raise ValueError(f"unknown view {args.view!r}; views: {', '.join(views)}")
+    view = views[args.view]
+    now_ms = int(time.time() * 1000)
+    start, end = _parse_time(args.start, now_ms), _parse_time(args.end, now_ms) if args.end else now_ms + 1
+    pool = hbase_store.connection_pool(stack.settings.host, stack.settings.thrift_port, size=1)
+    rows = hbase_store.read_view(pool, stack.settings.speed_table, view, args.key, start, end)
+    answer = [{"window_start_ms": r.window_start_ms, "window_end_ms": r.window_end_ms, "source": "speed",
+               **{k: (round(hbase_store.sketch_estimate(v)) if isinstance(v, bytes) else v)
+                  for k, v in r.measures.items()}} for r in rows]
+    if args.json:
+        print(json.dumps({"view": view.name, "key": args.key, "windows": answer}, indent=2))
+    else:
+        import datetime as dt
+
+        print(f"{view.name}  key={args.key}  ({len(answer)} windows)")
+        for w in answer:
+            when = dt.datetime.fromtimestamp(w["window_start_ms"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            values = "  ".join(f"{k}={v}" for k, v in w.items() if k not in ("window_start_ms", "window_end_ms", "source"))
+            print(f"  {when}  [{w['source']}]  {values}")
+    return 0
+
+
+def _views(stack: Stack, args: argparse.Namespace) -> int:
+    from twinlayer.views import VIEWS
+
+    for view in VIEWS:
+        measures = ", ".join(f"{m.name}={m.kind}({m.column or '*'})" for m in view.measures)
+        print(f"{view.name}: per {' x '.join(view.dimensions)} per {view.window_seconds}s"
+              f"{' where ' + view.filter if view.filter else ''}: {measures}")
+    return 0
+
+
 def _demo(stack: Stack, args: argparse.Namespace) -> int:
     from twinlayer import demo
 
@@ -55,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=20)
     logs.set_defaults(func=_stack_logs)
     sub.add_parser("demo", help="bring the stack up and run the demo flow").set_defaults(func=_demo)
+
+    gen = sub.add_parser("generate", help="send generated ad events (with planted faults) to Kafka")
+    gen.add_argument("--rate", type=float, default=1000.0, help="events per second; 0 = as fast as possible")
+    amount = gen.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--count", type=int)
+    amount.add_argument("--duration", type=float, help="seconds")
+    gen.add_argument("--late", type=float, default=0.0, help="fraction of late events")
+    gen.add_argument("--late-by", type=float, default=300.0, help="how late, in seconds")
+    gen.add_argument("--duplicates", type=float, default=0.0, help="fraction of re-sent events")
+    gen.add_argument("--malformed", type=float, default=0.0, help="fraction of refused records")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--topic")
+    gen.add_argument("--client", choices=("librdkafka", "kafka-python"), default="librdkafka")
+    gen.set_defaults(func=_generate)
+
+    query = sub.add_parser("query", help="read a view for one key over a time range")
+    query.add_argument("view")
+    query.add_argument("--key", required=True, help="dimension values joined by '|', e.g. CAMPAIGN|view")
+    query.add_argument("--from", dest="start", default="15m", help="epoch ms, ISO-8601, or back from now: 15m")
+    query.add_argument("--to", dest="end", help="same forms; default now")
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(func=_query)
+
+    sub.add_parser("views", help="list the view definitions").set_defaults(func=_views)
     return parser
 
 

@@ -30,6 +30,7 @@ def local_conf(settings: Settings, shuffle_partitions: int = 2) -> dict[str, str
         "spark.driver.host": settings.host,
         "spark.driver.bindAddress": settings.host,
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
         "spark.driver.memory": "2g",

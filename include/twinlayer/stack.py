@@ -80,9 +80,16 @@ def _http_ok(url: str, timeout: float = 3.0) -> bytes:
     return response.content
 
 
+def _port_open(settings: Settings, port: int) -> None:
+    """Fails fast while nothing listens yet, before a client library's own (long) connection timeouts."""
+    with socket.create_connection((settings.host, port), timeout=2):
+        pass
+
+
 def check_kafka(settings: Settings) -> None:
     from kafka import KafkaAdminClient
 
+    _port_open(settings, settings.kafka_port)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000,
                              client_id="twinlayer-health")
     try:
@@ -96,6 +103,7 @@ def check_kafka(settings: Settings) -> None:
 def check_hbase(settings: Settings) -> None:
     import happybase
 
+    _port_open(settings, settings.thrift_port)
     connection = happybase.Connection(settings.host, settings.thrift_port, timeout=5000, autoconnect=False)
     try:
         connection.open()
@@ -125,10 +133,20 @@ def check_airflow(settings: Settings) -> None:
         raise StackError(f"Airflow parts not healthy yet: {', '.join(sorted(unhealthy))}")
 
 
+def check_speed_layer(settings: Settings) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = _http_ok(f"{settings.url('speed_metrics_port')}/metrics").decode()
+    active = {s.labels.get("query"): s.value for f in text_string_to_metric_families(body) for s in f.samples
+              if s.name == "twinlayer_speed_query_active"}
+    idle = sorted(q for q in ("views", "archive", "dead_letters") if active.get(q) != 1.0)
+    if idle:
+        raise StackError(f"speed-layer queries not running: {', '.join(idle)}")
+
+
 def check_listening(port_field: str) -> Callable[[Settings], None]:
     def check(settings: Settings) -> None:
-        with socket.create_connection((settings.host, getattr(settings, port_field)), timeout=2):
-            pass
+        _port_open(settings, getattr(settings, port_field))
 
     return check
 
@@ -145,6 +163,7 @@ PROBES: dict[str, Callable[[Settings], None]] = {
     "alertmanager": check_alertmanager,
     "pushgateway": check_pushgateway,
     "airflow": check_airflow,
+    "speed-layer": check_speed_layer,
 }
 
 
@@ -262,6 +281,8 @@ def services(settings: Settings) -> list[Service]:
              f"--persistence.file={settings.state_dir / 'pushgateway' / 'metrics'}"],
             check_pushgateway, priority=30, start_timeout=60,
         ),
+        Service("speed-layer", [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py")],
+                check_speed_layer, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 240, 60),
         Service("airflow-api-server", [airflow, "api-server"], check_airflow, af_env, 150, 40),
         Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
         Service("airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40),

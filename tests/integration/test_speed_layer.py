@@ -6,6 +6,7 @@ restart on the checkpoints must change none of that, and leave one version per c
 """
 
 import json
+import threading
 import time
 
 import happybase
@@ -110,13 +111,16 @@ def test_speed_layer_matches_brute_force_truth(settings, spark, speed_layer):
 
 def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, spark, speed_layer):
     run = speed_layer().start()
+    producer = threading.Thread(target=produce, args=(settings.kafka_bootstrap, run.topic,
+                                                      Workload(**{**WORKLOAD, "rate": 3000, "seed": 11})))
     try:
         produce_warmup(settings, run)
-        produce(settings.kafka_bootstrap, run.topic, Workload(**{**WORKLOAD, "count": 12_000, "seed": 11}))
-        run.wait_until(lambda m: run.processed("views") > 4000, 120, "some batches before the crash")
-        run.kill()
-        produce(settings.kafka_bootstrap, run.topic, Workload(**{**WORKLOAD, "count": 8_000, "seed": 12}))
+        producer.start()
+        run.wait_until(lambda m: run.processed("views") > 8000, 120, "some batches before the crash")
+        run.kill()  # while events are still arriving, and whatever micro-batch is running is cut short
+        killed_while_producing = producer.is_alive()
         run.start()
+        producer.join(timeout=120)
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
         # after a restart the counters start again: wait for the checkpointed queries to reach the end of the topic
         run.wait_until(lambda m: all(
@@ -126,6 +130,7 @@ def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, 
     finally:
         run.stop()
 
+    assert killed_while_producing
     classified, expected = expected_speed_cells(records)
     stored, versions = speed_cells(settings, run.table)
     assert_cells_match(stored, expected)
