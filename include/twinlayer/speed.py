@@ -50,7 +50,7 @@ class SpeedOptions:
     watermark: str = "30 seconds"
     views_trigger: str = "0 seconds"
     archive_trigger: str = "10 seconds"
-    dlq_trigger: str = "5 seconds"
+    dlq_trigger: str = "10 seconds"
     max_offsets_per_trigger: int | None = None
     table_max_versions: int = 1
     table_ttl_seconds: int | None = None

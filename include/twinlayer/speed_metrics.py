@@ -7,12 +7,14 @@ stack's Prometheus as job ``speed-layer``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from pyspark.sql.streaming import StreamingQueryListener
 
 PREFIX = "twinlayer_speed_"
+log = logging.getLogger(__name__)
 
 
 class SpeedMetrics:
@@ -127,7 +129,11 @@ class ProgressListener(StreamingQueryListener):
         self.metrics.active.labels(self.names[str(event.id)]).set(1)
 
     def onQueryProgress(self, event) -> None:
-        self.metrics.record_progress(event.progress)
+        progress = json.loads(event.progress.json)
+        self.metrics.record_progress(progress)
+        if progress.get("numInputRows"):
+            log.info("%s batch %s: %s rows, durations %s", progress.get("name"), progress.get("batchId"),
+                     progress.get("numInputRows"), progress.get("durationMs"))
 
     def onQueryIdle(self, event) -> None:
         self.metrics.last_progress.labels(self.names.get(str(event.id), "unnamed")).set(time.time())
