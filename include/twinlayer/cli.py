@@ -50,52 +50,46 @@ def _generate(stack: Stack, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_time(text: str, now_ms: int) -> int:
-    """Epoch ms, an ISO-8601 time, or a duration back from now such as 15m, 2h, 30s."""
-    import datetime as dt
-
-    if text.isdigit():
-        return int(text)
-    units = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    if text[:-1].isdigit() and text[-1] in units:
-        return now_ms - int(text[:-1]) * units[text[-1]]
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"cannot read time {text!r}: give epoch ms, ISO-8601 or a duration like 15m") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return int(parsed.timestamp() * 1000)
-
-
 def _query(stack: Stack, args: argparse.Namespace) -> int:
+    import datetime as dt
     import json
     import time
 
-    from twinlayer import hbase_store
+    from twinlayer.serving import Server
+    from twinlayer.timeparse import parse_time
     from twinlayer.views import by_name
 
     views = by_name()
     if args.view not in views:
         raise ValueError(f"unknown view {args.view!r}; views: {', '.join(views)}")
-    view = views[args.view]
     now_ms = int(time.time() * 1000)
-    start, end = _parse_time(args.start, now_ms), _parse_time(args.end, now_ms) if args.end else now_ms + 1
-    pool = hbase_store.connection_pool(stack.settings.host, stack.settings.thrift_port, size=1)
-    rows = hbase_store.read_view(pool, stack.settings.speed_table, view, args.key, start, end)
-    answer = [{"window_start_ms": r.window_start_ms, "window_end_ms": r.window_end_ms, "source": "speed",
-               **{k: (round(hbase_store.sketch_estimate(v)) if isinstance(v, bytes) else v)
-                  for k, v in r.measures.items()}} for r in rows]
+    start, end = parse_time(args.start, now_ms), parse_time(args.end, now_ms) if args.end else now_ms + 1
+    answer = Server(stack.settings).query(views[args.view], args.key, start, end)
     if args.json:
-        print(json.dumps({"view": view.name, "key": args.key, "windows": answer}, indent=2))
-    else:
-        import datetime as dt
+        print(json.dumps(answer.as_dict(), indent=2))
+        return 0
 
-        print(f"{view.name}  key={args.key}  ({len(answer)} windows)")
-        for w in answer:
-            when = dt.datetime.fromtimestamp(w["window_start_ms"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            values = "  ".join(f"{k}={v}" for k, v in w.items() if k not in ("window_start_ms", "window_end_ms", "source"))
-            print(f"  {when}  [{w['source']}]  {values}")
+    def when(ms: int | None) -> str:
+        if ms is None:
+            return "none (no hour published yet)"
+        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    print(f"{answer.view}  key={answer.key}  boundary={when(answer.boundary_ms)}  ({len(answer.windows)} windows)")
+    for w in answer.windows:
+        values = "  ".join(f"{k}={v}" for k, v in w.items()
+                           if k not in ("window_start_ms", "window_end_ms", "source", "version", "exact"))
+        origin = f"batch v{w['version']}" if w["source"] == "batch" else "speed"
+        print(f"  {when(w['window_start_ms'])[:-4]}  [{origin}]  {values}")
+    return 0
+
+
+def _rollback(stack: Stack, args: argparse.Namespace) -> int:
+    import json
+
+    from twinlayer.batch import batch_pool, hour_start, rollback
+
+    entry = rollback(batch_pool(stack.settings, size=1), stack.settings, hour_start(args.hour))
+    print(json.dumps({"hour": args.hour, **entry}))
     return 0
 
 
@@ -142,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--client", choices=("librdkafka", "kafka-python"), default="librdkafka")
     gen.set_defaults(func=_generate)
 
-    query = sub.add_parser("query", help="read a view for one key over a time range")
+    query = sub.add_parser("query", help="read a view for one key: batch before the boundary, speed after")
     query.add_argument("view")
     query.add_argument("--key", required=True, help="dimension values joined by '|', e.g. CAMPAIGN|view")
     query.add_argument("--from", dest="start", default="15m", help="epoch ms, ISO-8601, or back from now: 15m")
@@ -151,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.set_defaults(func=_query)
 
     sub.add_parser("views", help="list the view definitions").set_defaults(func=_views)
+
+    back = sub.add_parser("rollback", help="point a published hour back at its previous batch version")
+    back.add_argument("hour", help="UTC hour, YYYY-MM-DDTHH")
+    back.set_defaults(func=_rollback)
     return parser
 
 

@@ -35,6 +35,10 @@ class Settings:
     dlq_topic: str = "events-dlq"
     events_partitions: int = 4
     speed_table: str = "twinlayer_speed"
+    batch_table: str = "twinlayer_batch"
+    batch_versions_kept: int = 5
+    serving_port: int = 8000
+    drift_threshold: float = 0.05
     speed_ttl_seconds: int = 8 * 24 * 3600
     watermark: str = "30 seconds"
     state_dir: Path = PROJECT_ROOT / "state"
@@ -52,6 +56,11 @@ class Settings:
     def archive_dir(self) -> Path:
         """The master dataset: every valid event, Parquet, partitioned by event hour."""
         return self.state_dir / "archive"
+
+    @property
+    def batch_dir(self) -> Path:
+        """Parquet snapshots of every batch version written (what the view gate validates)."""
+        return self.state_dir / "batch"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -74,6 +83,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                 overrides[field.name] = int(raw)
             except ValueError:
                 raise ValueError(f"TWINLAYER_{field.name.upper()} must be an integer, got {raw!r}") from None
+        elif field.type == "float":
+            try:
+                overrides[field.name] = float(raw)
+            except ValueError:
+                raise ValueError(f"TWINLAYER_{field.name.upper()} must be a number, got {raw!r}") from None
         elif field.type == "Path":
             overrides[field.name] = Path(raw).resolve()
         else:

@@ -77,11 +77,12 @@ def decode_value(raw: bytes, kind: str) -> object:
 
 
 def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View] = VIEWS,
-                   exact: bool = False) -> list[Mutation]:
+                   exact: bool = False, timestamp: int | None = None) -> list[Mutation]:
     """Rows of ``views.aggregate`` (mappings or Spark Rows) for one micro-batch or run → HBase mutations.
 
     Pure and deterministic: the same rows in any order give the same list, sorted by row key. Measures that are
-    null (min/max of an empty group) are left out rather than written.
+    null (min/max of an empty group) are left out rather than written. Cells carry the window start as timestamp
+    (speed layer) unless ``timestamp`` is given (the batch layer's version).
     """
     catalog = by_name(views)
     mutations = []
@@ -96,7 +97,8 @@ def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View]
             if exact and measure.kind == "distinct":
                 columns[f"m:{measure.name}.exact".encode()] = encode_value(record[exact_slot_name(view, measure)])
         start = int(record["window_start_ms"])
-        mutations.append(Mutation(row_key(view.name, record["key"], start), columns, start))
+        mutations.append(Mutation(row_key(view.name, record["key"], start), columns,
+                                  start if timestamp is None else timestamp))
     mutations.sort(key=lambda m: m.row)
     return mutations
 
@@ -146,14 +148,15 @@ def connection_pool(host: str, port: int, size: int = 2):
     return happybase.ConnectionPool(size, host=host, port=port, timeout=30000, autoconnect=True)
 
 
-def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None = None) -> None:
+def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None = None,
+                 extra_families: Mapping[str, dict] | None = None) -> None:
     family = {"max_versions": max_versions}
     if ttl_seconds:
         family["time_to_live"] = ttl_seconds
     with pool.connection() as conn:
         if name.encode() not in conn.tables():
             try:
-                conn.create_table(name, {FAMILY.decode(): family})
+                conn.create_table(name, {FAMILY.decode(): family, **(extra_families or {})})
             except Exception as exc:  # noqa: BLE001 — created concurrently by another process is fine
                 if name.encode() not in conn.tables():
                     raise HBaseUnavailable(f"could not create HBase table {name}: {exc}") from exc
@@ -201,10 +204,14 @@ class ViewWriter:
                         batch.put(mutation.row, mutation.columns)
 
 
-def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int) -> list[WindowValue]:
-    """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first."""
+def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int,
+              version: int | None = None) -> list[WindowValue]:
+    """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first; with ``version``, the
+    cells written at that version (or the newest before it)."""
     prefix = row_prefix(view.name, key)
     start = prefix + f"{max(from_ms, 0):0{TS_DIGITS}d}".encode()
     stop = prefix + f"{min(to_ms, 10**TS_DIGITS - 1):0{TS_DIGITS}d}".encode()
+    kwargs = {} if version is None else {"timestamp": version + 1}
     with pool.connection() as conn:
-        return [decode_row(view, row, data) for row, data in conn.table(table).scan(row_start=start, row_stop=stop)]
+        return [decode_row(view, row, data)
+                for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)]

@@ -13,6 +13,16 @@ from pathlib import Path
 from twinlayer.config import Settings
 
 
+def spark_home() -> str:
+    """The pyspark wheel is a complete Spark distribution; spark-submit needs to be told where it is."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("pyspark is not installed: run `make install`")
+    return str(Path(spec.origin).parent)
+
+
 def connector_jars(settings: Settings) -> list[str]:
     jars = sorted(str(p) for p in (settings.jars_dir / "spark").glob("*.jar"))
     if not jars:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import string
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twinlayer.config import PROJECT_ROOT, Settings
+from twinlayer.spark import spark_home
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MONITORING = PROJECT_ROOT / "monitoring"
@@ -125,8 +128,6 @@ def check_pushgateway(settings: Settings) -> None:
 
 
 def check_airflow(settings: Settings) -> None:
-    import json
-
     health = json.loads(_http_ok(f"{settings.url('airflow_port')}/api/v2/monitor/health"))
     unhealthy = [part for part, state in health.items() if isinstance(state, dict) and state.get("status") != "healthy"]
     if unhealthy:
@@ -142,6 +143,10 @@ def check_speed_layer(settings: Settings) -> None:
     idle = sorted(q for q in ("views", "archive", "dead_letters") if active.get(q) != 1.0)
     if idle:
         raise StackError(f"speed-layer queries not running: {', '.join(idle)}")
+
+
+def check_serving(settings: Settings) -> None:
+    _http_ok(f"{settings.url('serving_port')}/healthz")
 
 
 def check_listening(port_field: str) -> Callable[[Settings], None]:
@@ -164,6 +169,7 @@ PROBES: dict[str, Callable[[Settings], None]] = {
     "pushgateway": check_pushgateway,
     "airflow": check_airflow,
     "speed-layer": check_speed_layer,
+    "serving": check_serving,
 }
 
 
@@ -227,6 +233,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "PYTHONPATH": str(PROJECT_ROOT / "include"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_HOME": spark_home(),
+        "AIRFLOW_CONN_TWINLAYER_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
     }
 
 
@@ -283,6 +293,9 @@ def services(settings: Settings) -> list[Service]:
         ),
         Service("speed-layer", [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py")],
                 check_speed_layer, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 240, 60),
+        Service("serving", [sys.executable, "-m", "uvicorn", "--factory", "twinlayer.api:create_app",
+                            "--host", settings.host, "--port", str(settings.serving_port), "--no-access-log"],
+                check_serving, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 60, 50),
         Service("airflow-api-server", [airflow, "api-server"], check_airflow, af_env, 150, 40),
         Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
         Service("airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40),
@@ -303,7 +316,7 @@ def _supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
         return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"' if (" " in arg or not arg) else arg
 
     def env_line(env: dict[str, str]) -> str:
-        return ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in env.items())
+        return ",".join(f'{k}={shlex.quote(v).replace("%", "%%")}' for k, v in env.items())
 
     sock = settings.state_dir / "supervisor.sock"
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
@@ -393,8 +406,26 @@ class Stack:
         for part in ("kafka", "hbase", "jmx"):
             _classpath(self.settings, part)
 
+    def check_ports_free(self) -> None:
+        """Before starting our own supervisord: every port the stack binds must be free."""
+        s = self.settings
+        taken = []
+        for field in ("kafka_port", "kafka_controller_port", "zookeeper_port", "thrift_port", "prometheus_port",
+                      "alertmanager_port", "pushgateway_port", "airflow_port", "speed_metrics_port",
+                      "serving_port"):
+            try:
+                _port_open(s, getattr(s, field))
+            except OSError:
+                continue
+            taken.append(f"{field.removesuffix('_port')} ({s.host}:{getattr(s, field)})")
+        if taken:
+            raise StackError("ports already in use: " + ", ".join(taken) + ". Is another twinlayer stack (or another "
+                             "program) running? Stop it, or move this stack with TWINLAYER_<NAME>_PORT.")
+
     def prepare(self) -> list[Service]:
         self.check_prerequisites()
+        if not self.supervisor_running():
+            self.check_ports_free()
         s = self.settings
         for sub in ("logs", "logs/airflow", "conf/hbase", "kafka", "hbase", "prometheus", "alertmanager", "pushgateway",
                     "airflow"):

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Gauge, delete_from_gateway, pus
 
 pytestmark = pytest.mark.integration
 
-STACK_JOBS = {"prometheus", "alertmanager", "pushgateway", "kafka", "hbase", "hbase-thrift", "speed-layer"}
+STACK_JOBS = {"prometheus", "alertmanager", "pushgateway", "kafka", "hbase", "hbase-thrift", "speed-layer", "serving"}
 
 
 def prom_query(settings, expr):

@@ -23,7 +23,7 @@ def test_malformed_override_names_the_variable():
 
 def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
     settings = Settings(state_dir=tmp_path)
-    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, {"K": "v"}),
+    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, {"K": "v", "J": '{"a": "b c"}'}),
             Service("beta", ["/bin/true"], check_process_only)]
     conf = _supervisord_conf(settings, svcs)
     for name in ("alpha", "beta"):
@@ -32,4 +32,7 @@ def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
         assert "stopasgroup=true" in section and "killasgroup=true" in section
         assert f"stdout_logfile={tmp_path / 'logs' / (name + '.log')}" in section
     assert 'command=/bin/echo "a b" 100%%' in conf
-    assert 'environment=K="v"' in conf
+    assert """environment=K=v,J='{"a": "b c"}'""" in conf
+    from supervisor.datatypes import dict_of_key_value_pairs
+
+    assert dict_of_key_value_pairs("""K=v,J='{"a": "b c"}'""") == {"K": "v", "J": '{"a": "b c"}'}

@@ -1,0 +1,1 @@
+"""Shared DAG wiring: Assets and defaults (no logic; that lives in include/twinlayer)."""

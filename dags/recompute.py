@@ -1,0 +1,128 @@
+"""
+### Hourly batch recompute
+
+For the hour of the data interval:
+
+1. **hour_closed** — waits until the hour is behind the speed layer's watermark and the archive's last commit;
+2. **validate_raw** — Great Expectations on the archived hour (nulls, enumerations, event times inside the hour,
+   reconciliation with what the speed layer counted); a failure stops the run, nothing is published;
+3. **recompute** — `spark_jobs/batch_recompute.py` through `SparkSubmitOperator` (connection `twinlayer_spark`,
+   defined by the `AIRFLOW_CONN_TWINLAYER_SPARK` environment variable): the same view definitions as the speed
+   layer, written to HBase as a new version of the hour;
+4. **validate_version** — Great Expectations on the new version (schema, ranges, totals equal the raw counts);
+5. **publish** — one atomic put moves the hour's pointer to the new version (the previous one stays for
+   `twinlayer rollback`), which moves the serving time boundary;
+6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
+7. **export_metrics** — rows, durations, last success;
+8. **expire_speed** — deletes the hour's speed cells: serving answers it from the batch layer now.
+
+Every task reads and writes only its hour, so `airflow backfill create --dag-id twinlayer_recompute ...` (or the
+UI's backfill) recomputes any range; a rerun of an hour writes byte-identical cells.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.exceptions import AirflowFailException
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import PokeReturnValue, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from common.assets import BATCH_VIEWS, RAW_ARCHIVE
+
+from twinlayer.config import PROJECT_ROOT
+
+HOUR_START = "{{ data_interval_start.int_timestamp * 1000 }}"
+HOUR_END = "{{ data_interval_end.int_timestamp * 1000 }}"
+
+
+def _ms(moment) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dag(
+    dag_id="twinlayer_recompute",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    tags=["twinlayer", "batch"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    doc_md=__doc__,
+)
+def twinlayer_recompute():
+    @task.sensor(poke_interval=30, timeout=3 * 3600, mode="reschedule", inlets=[RAW_ARCHIVE])
+    def hour_closed(data_interval_end=None) -> PokeReturnValue:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import hour_is_closed
+
+        return PokeReturnValue(is_done=hour_is_closed(load_settings(), _ms(data_interval_end)))
+
+    @task(retries=0)
+    def validate_raw(data_interval_start=None) -> dict:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import gate_raw
+        from twinlayer.quality import QualityGateFailed
+
+        try:
+            return gate_raw(load_settings(), _ms(data_interval_start)).facts
+        except QualityGateFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    recompute = SparkSubmitOperator(
+        task_id="recompute",
+        conn_id="twinlayer_spark",
+        application=str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"),
+        application_args=["--start", HOUR_START, "--end", HOUR_END],
+        name="twinlayer-batch-recompute",
+        conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+              "spark.ui.showConsoleProgress": "false"},
+        driver_memory="2g",
+    )
+
+    @task(retries=0)
+    def validate_version(raw_facts: dict, data_interval_start=None) -> None:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import gate_version
+        from twinlayer.quality import QualityGateFailed
+
+        try:
+            gate_version(load_settings(), _ms(data_interval_start), raw_facts)
+        except QualityGateFailed as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task(outlets=[BATCH_VIEWS])
+    def publish(data_interval_start=None) -> dict:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import publish_hour
+
+        return publish_hour(load_settings(), _ms(data_interval_start))
+
+    @task
+    def drift(data_interval_start=None) -> dict:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import hour_drift
+
+        return hour_drift(load_settings(), _ms(data_interval_start))
+
+    @task
+    def export_metrics(data_interval_start=None, dag_run=None) -> None:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import export_run_metrics
+
+        started = dag_run.start_date or pendulum.now("UTC")
+        export_run_metrics(load_settings(), _ms(data_interval_start), (pendulum.now("UTC") - started).total_seconds())
+
+    @task
+    def expire_speed(data_interval_start=None) -> int:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import expire_speed_hour
+
+        return expire_speed_hour(load_settings(), _ms(data_interval_start))
+
+    raw_facts = validate_raw()
+    hour_closed() >> raw_facts >> recompute
+    checked = validate_version(raw_facts)
+    recompute >> checked >> publish() >> drift() >> export_metrics() >> expire_speed()
+
+
+twinlayer_recompute()

@@ -1,0 +1,196 @@
+"""The steps of the hourly recompute, as plain functions: the Airflow DAG only wires them.
+
+Each step reads and writes only its hour, so Airflow's backfill can run any hours in any order. The Spark work
+(``recompute``) runs in its own process — ``spark_jobs/batch_recompute.py`` through ``SparkSubmitOperator`` — and
+leaves a run record (``state/batch/runs/<hour>.json``) that the next steps read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from twinlayer import batch, hbase_store
+from twinlayer.config import Settings
+from twinlayer.metrics import push_gauges
+from twinlayer.quality import GateResult, validate_raw, validate_version
+from twinlayer.views import VIEWS, View, by_name, slot_name
+
+log = logging.getLogger(__name__)
+JOB = "twinlayer_batch"
+
+
+CLOSE_GRACE_MS = 2 * 60 * 1000  # the speed layer's watermark and archive trigger, with room to spare
+
+
+def hour_is_closed(settings: Settings, hour_end_ms: int, now_ms: int | None = None) -> bool:
+    """True once no on-time event of the hour can still be on its way to the archive."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return now_ms >= hour_end_ms + CLOSE_GRACE_MS
+
+
+def run_record_path(settings: Settings, hour_ms: int) -> Path:
+    return settings.batch_dir / "runs" / f"{batch.hour_label(hour_ms)}.json"
+
+
+def write_run_record(settings: Settings, result: batch.HourResult) -> None:
+    path = run_record_path(settings, batch.hour_start(result.hour))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.as_dict()))
+
+
+def read_run_record(settings: Settings, hour_ms: int) -> dict:
+    path = run_record_path(settings, hour_ms)
+    if not path.exists():
+        raise FileNotFoundError(f"no run record for {batch.hour_label(hour_ms)} at {path}: did the recompute run?")
+    return json.loads(path.read_text())
+
+
+def _hour_keys_speed_total(settings: Settings, pool, hour_ms: int, view: View, measure: str, keys) -> int:
+    total = 0
+    for key in keys:
+        for window in hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + batch.HOUR_MS):
+            total += int(window.measures.get(measure, 0))
+    return total
+
+
+def speed_event_count(settings: Settings, pool, hour_ms: int) -> int:
+    """Distinct events the speed layer counted for the hour (sum of the all-events count view over all keys)."""
+    from twinlayer.events import EVENT_TYPES, campaign_ids
+
+    view = by_name()["campaign_activity_1m"]
+    keys = [f"{c}|{t}" for c in campaign_ids() for t in EVENT_TYPES]
+    return _hour_keys_speed_total(settings, pool, hour_ms, view, "events", keys)
+
+
+def gate_raw(settings: Settings, hour_ms: int) -> GateResult:
+    """Validate the archived hour; pushes the gate's metric whatever the outcome, raises on failure."""
+    from twinlayer.spark import build_session
+
+    spark = build_session("twinlayer-gate-raw", settings)
+    try:
+        raw, version = batch.hour_events(spark, settings, hour_ms)
+        if raw is None or version == 0:
+            result = GateResult("raw", False, 0, ["the archive holds no event for this hour"], {"raw_rows": 0})
+        else:
+            pool = batch.batch_pool(settings, size=1)
+            result = validate_raw(raw, hour_ms, speed_event_count(settings, pool, hour_ms) or None)
+    finally:
+        spark.stop()
+    push_gate(settings, hour_ms, result)
+    result.raise_if_failed()
+    return result
+
+
+def gate_version(settings: Settings, hour_ms: int, raw_facts: dict) -> GateResult:
+    import pandas as pd
+
+    record = read_run_record(settings, hour_ms)
+    snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, record["version"]))
+    result = validate_version(snapshot, raw_facts)
+    push_gate(settings, hour_ms, result)
+    result.raise_if_failed()
+    return result
+
+
+def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
+    push_gauges(settings, JOB, "twinlayer_batch_gate_success", "1 when the last run of the quality gate passed",
+                {(result.gate,): 1.0 if result.success else 0.0}, ("gate",), {"gate": result.gate})
+    push_gauges(settings, JOB, "twinlayer_batch_gate_failed_expectations", "Expectations failed in the last run",
+                {(result.gate,): float(len(result.failures))}, ("gate",), {"gate": f"{result.gate}_failures"})
+    for failure in result.failures:
+        log.error("%s gate, hour %s: %s", result.gate, batch.hour_label(hour_ms), failure)
+
+
+def publish_hour(settings: Settings, hour_ms: int) -> dict:
+    record = read_run_record(settings, hour_ms)
+    pool = batch.batch_pool(settings, size=1)
+    entry = batch.publish(pool, settings, hour_ms, record["version"])
+    push_gauges(settings, JOB, "twinlayer_batch_boundary_timestamp_seconds",
+                "End of the newest published hour: the serving layer's time boundary",
+                {(): batch.boundary(batch.published(pool, settings)) / 1000}, (), {"metric": "boundary"})
+    return entry
+
+
+def drift(batch_cells: dict[tuple[str, int], dict], speed_cells: dict[tuple[str, int], dict],
+          view: View) -> dict[str, dict]:
+    """Per count/sum measure: totals of both layers over the same windows and the relative gap
+    sum(|batch - speed|) / sum(batch)."""
+    report = {}
+    for measure in view.measures:
+        if measure.kind not in ("count", "sum"):
+            continue
+        cells = batch_cells.keys() | speed_cells.keys()
+        batch_total = sum(batch_cells.get(c, {}).get(measure.name, 0) for c in cells)
+        speed_total = sum(speed_cells.get(c, {}).get(measure.name, 0) for c in cells)
+        gap = sum(abs(batch_cells.get(c, {}).get(measure.name, 0) - speed_cells.get(c, {}).get(measure.name, 0))
+                  for c in cells)
+        report[measure.name] = {"batch_total": batch_total, "speed_total": speed_total, "abs_diff": gap,
+                                "ratio": gap / batch_total if batch_total else (0.0 if not gap else 1.0)}
+    return report
+
+
+def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS) -> dict[str, dict]:
+    """Drift of every view between the published batch version and the speed layer, pushed as metrics."""
+    import pandas as pd
+
+    record = read_run_record(settings, hour_ms)
+    snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, record["version"]))
+    pool = batch.batch_pool(settings, size=1)
+    reports, values, ratios = {}, {}, {}
+    for view in views:
+        rows = snapshot[snapshot["view"] == view.name]
+        batch_cells = {(r["key"], int(r["window_start_ms"])): {m.name: r[slot_name(view, m)] for m in view.measures
+                                                               if m.kind in ("count", "sum")}
+                       for _, r in rows.iterrows()}
+        speed_cells = {}
+        for key in sorted(set(rows["key"])):
+            for w in hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + batch.HOUR_MS):
+                speed_cells[(key, w.window_start_ms)] = w.measures
+        reports[view.name] = drift(batch_cells, speed_cells, view)
+        for measure, report in reports[view.name].items():
+            ratios[(view.name, measure)] = report["ratio"]
+            values[(view.name, measure)] = report["abs_diff"]
+    push_gauges(settings, JOB, "twinlayer_batch_drift_ratio",
+                "sum(|batch - speed|) / sum(batch) over the windows of the last recomputed hour",
+                ratios, ("view", "measure"), {"metric": "drift_ratio"})
+    push_gauges(settings, JOB, "twinlayer_batch_drift_abs", "sum(|batch - speed|) over the last recomputed hour",
+                values, ("view", "measure"), {"metric": "drift_abs"})
+    return reports
+
+
+def export_run_metrics(settings: Settings, hour_ms: int, seconds: float) -> None:
+    record = read_run_record(settings, hour_ms)
+    push_gauges(settings, JOB, "twinlayer_batch_rows_recomputed", "Archived rows read by the last recompute",
+                {(): float(record["raw_rows"])}, (), {"metric": "rows"})
+    push_gauges(settings, JOB, "twinlayer_batch_spark_seconds", "Spark time of the last recompute",
+                {(): float(record["seconds"])}, (), {"metric": "spark_seconds"})
+    push_gauges(settings, JOB, "twinlayer_batch_run_seconds", "Wall time of the last recompute run",
+                {(): seconds}, (), {"metric": "run_seconds"})
+    push_gauges(settings, JOB, "twinlayer_batch_last_success_timestamp_seconds",
+                "When an hour was last recomputed and published", {(): time.time()}, (), {"metric": "last_success"})
+
+
+def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS) -> int:
+    """Delete the speed cells of a published hour: serving answers it from the batch layer from now on."""
+    import pandas as pd
+
+    record = read_run_record(settings, hour_ms)
+    snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, record["version"]), columns=["view", "key"])
+    pool = batch.batch_pool(settings, size=1)
+    deleted = 0
+    with pool.connection() as conn:
+        table = conn.table(settings.speed_table)
+        for view in views:
+            for key in sorted(set(snapshot[snapshot["view"] == view.name]["key"])):
+                prefix = hbase_store.row_prefix(view.name, key)
+                start = prefix + f"{hour_ms:013d}".encode()
+                stop = prefix + f"{hour_ms + batch.HOUR_MS:013d}".encode()
+                rows = [row for row, _ in table.scan(row_start=start, row_stop=stop, columns=[b"m:_batch"])]
+                with table.batch() as b:
+                    for row in rows:
+                        b.delete(row)
+                deleted += len(rows)
+    return deleted

@@ -1,0 +1,238 @@
+"""The batch layer and serving on the real stack: three past hours of generated events go through Kafka and the
+real speed layer into the archive; the real batch job (spark-submit) recomputes each hour; the quality gates,
+publish, drift and serving run as the recompute DAG runs them.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import happybase
+import pytest
+import requests
+
+from tests import truth
+from twinlayer import batch, pipeline
+from twinlayer.config import PROJECT_ROOT
+from twinlayer.generator import Workload, produce
+from twinlayer.hbase_store import parse_row_key
+from twinlayer.quality import QualityGateFailed
+from twinlayer.serving import Server
+from twinlayer.spark import spark_home
+from twinlayer.speed import archive_epochs
+from twinlayer.views import VIEWS, by_name
+
+pytestmark = pytest.mark.integration
+
+HOURS = 3
+
+
+@pytest.fixture(scope="module")
+def lambda_run(stack, settings, tmp_path_factory):
+    """Three closed hours of events (late, duplicated and malformed ones included) archived by a real speed layer."""
+    from tests.conftest import SpeedLayerProcess, _free_port
+
+    root = tmp_path_factory.mktemp("lambda")
+    name = f"batch-{os.getpid()}-{root.name[-6:]}".lower()
+    run = SpeedLayerProcess(settings, name, root, _free_port(), watermark="10 seconds", max_versions=1)
+    local = dataclasses.replace(settings, state_dir=root / "state", speed_table=run.table,
+                                batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"))
+    run.args[run.args.index("--archive-dir") + 1] = str(local.archive_dir)
+    now_ms = int(__import__("time").time() * 1000)
+    first_hour = now_ms - now_ms % batch.HOUR_MS - (HOURS + 1) * batch.HOUR_MS
+    count = 9000
+    ticks = iter(range(count * 2))
+    clock = lambda: first_hour + next(ticks) * (HOURS * batch.HOUR_MS) // count  # noqa: E731
+    run.start()
+    try:
+        produce(settings.kafka_bootstrap, run.topic,
+                Workload(rate=0, count=count, late_fraction=0.03, late_by_ms=120_000, duplicate_fraction=0.03,
+                         malformed_fraction=0.03, seed=21), clock=clock)
+        records = truth.read_topic(settings.kafka_bootstrap, run.topic)
+        run.wait_until(lambda m: all(run.processed(q) >= len(records) for q in ("views", "archive", "dead_letters")),
+                       240, "the speed layer to archive every record")
+        import time
+
+        time.sleep(11)  # the archive query's next trigger commits its last files
+    finally:
+        run.stop()
+    classified = truth.classify(records)
+    events = truth.dedupe_first([e for _, e in classified.valid])
+    yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run"])(
+        local, [first_hour + i * batch.HOUR_MS for i in range(HOURS)], events, run)
+
+
+def env_for(settings):
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include"), "SPARK_HOME": spark_home(),
+            "TWINLAYER_STATE_DIR": str(settings.state_dir),
+            "TWINLAYER_SPEED_TABLE": settings.speed_table, "TWINLAYER_BATCH_TABLE": settings.batch_table}
+
+
+def spark_submit_recompute(settings, start_ms, end_ms):
+    """The batch job exactly as the DAG submits it."""
+    result = subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"), "--master", "local[2]",
+         "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
+         "--conf", f"spark.pyspark.python={sys.executable}",
+         str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"), "--start", str(start_ms), "--end", str(end_ms)],
+        env=env_for(settings), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def run_hour(settings, hour):
+    raw_facts = pipeline.gate_raw(settings, hour).facts
+    spark_submit_recompute(settings, hour, hour + batch.HOUR_MS)
+    pipeline.gate_version(settings, hour, raw_facts)
+    return pipeline.publish_hour(settings, hour)
+
+
+def batch_cells(settings):
+    conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
+    try:
+        table = conn.table(settings.batch_table)
+        return {row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
+                for row, data in table.scan(columns=[b"m"])}
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def published(lambda_run):
+    entries = [run_hour(lambda_run.settings, hour) for hour in lambda_run.hours]
+    return entries
+
+
+def test_merged_answer_equals_truth_for_every_published_window(lambda_run, published):
+    start, end = lambda_run.hours[0], lambda_run.hours[-1] + batch.HOUR_MS
+    # (planted "future" records are valid here: they are in the future of the generator's past clock only)
+    expected = {cell: v for cell, v in truth.view_cells(lambda_run.events).items() if start <= cell[2] < end}
+    server = Server(lambda_run.settings)
+    checked = 0
+    for view in VIEWS:
+        for key in sorted({k for (v, k, _) in expected if v == view.name}):
+            answer = server.query(view, key, start, end)
+            assert answer.boundary_ms == end
+            got = {w["window_start_ms"]: w for w in answer.windows}
+            want = {s: cells for (v, k, s), cells in expected.items() if v == view.name and k == key}
+            assert got.keys() == want.keys(), (view.name, key)
+            for window_start, cells in want.items():
+                assert got[window_start]["source"] == "batch" and got[window_start]["exact"]
+                assert {m: got[window_start][m] for m in cells} == cells, (view.name, key, window_start)
+                checked += 1
+    assert checked == len(expected)
+
+
+def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless(lambda_run, published):
+    settings = lambda_run.settings
+    before = batch_cells(settings)
+    pointers = batch.published(batch.batch_pool(settings, 1), settings)
+    spark_submit_recompute(settings, lambda_run.hours[1], lambda_run.hours[1] + batch.HOUR_MS)  # rerun one hour
+    assert batch_cells(settings) == before
+    spark_submit_recompute(settings, lambda_run.hours[0], lambda_run.hours[-1] + batch.HOUR_MS)  # three hours
+    assert batch_cells(settings) == before
+    assert pipeline.publish_hour(settings, lambda_run.hours[1]) == pointers[lambda_run.hours[1]]
+    assert batch.published(batch.batch_pool(settings, 1), settings) == pointers
+
+
+def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, published, spark, tmp_path):
+    """A bad hour: nulls, event times outside the hour, and half of what the speed layer counted."""
+    from pyspark.sql import functions as F
+
+    settings = lambda_run.settings
+    bad_hour = lambda_run.hours[-1] + batch.HOUR_MS
+    good = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).limit(400).toPandas()
+    good["event_time_ms"] = bad_hour + (good.index.to_numpy() * 7_000) % batch.HOUR_MS
+    # the speed layer saw all 400 (its cells say so) ...
+    full = spark.createDataFrame(good.drop(columns=["event_hour"]))
+    full = full.withColumn("event_time", F.timestamp_millis("event_time_ms"))
+    from twinlayer import hbase_store
+    from twinlayer.views import aggregate
+
+    mutations = hbase_store.view_mutations(aggregate(full).collect(), batch_id=1)
+    hbase_store.ViewWriter(batch.batch_pool(settings, 1), settings.speed_table).write(mutations)
+    # ... the archive gets half of them, some with nulls and some outside the hour
+    half = good.iloc[:200].copy()
+    half.loc[:20, "user_id"] = None
+    half.loc[21:40, "event_time_ms"] = bad_hour - 5_000
+    plant_epoch(spark, settings, half, tmp_path)
+
+    server = Server(settings)
+    view = by_name()["campaign_views_10s"]
+    key = parse_row_key(next(m.row for m in mutations if f"|{view.name}|".encode() in m.row))[1]
+    before = server.query(view, key, bad_hour, bad_hour + batch.HOUR_MS).as_dict()
+    pointers = server.publications()
+    with pytest.raises(QualityGateFailed) as failure:
+        pipeline.gate_raw(settings, bad_hour)
+    message = str(failure.value)
+    assert "expect_column_values_to_not_be_null(user_id)" in message
+    assert "expect_column_values_to_be_between(event_time_ms)" in message
+    assert "expect_table_row_count_to_be_between" in message
+    assert server.publications() == pointers
+    assert server.query(view, key, bad_hour, bad_hour + batch.HOUR_MS).as_dict() == before
+    assert all(w["source"] == "speed" for w in before["windows"]) and before["windows"]
+    gauge = requests.get(f"{settings.url('pushgateway_port')}/metrics", timeout=5).text
+    assert 'twinlayer_batch_gate_success{gate="raw",instance="",job="twinlayer_batch"} 0' in gauge
+
+
+def plant_epoch(spark, settings, frame, tmp_path):
+    """Write rows into a new archive epoch through Spark's file sink, as the speed layer would commit them."""
+    from pyspark.sql import functions as F
+
+    source = tmp_path / "planted"
+    spark.createDataFrame(frame.drop(columns=["event_hour"])).write.mode("overwrite").parquet(str(source))
+    epoch = settings.archive_dir / f"epoch={len(archive_epochs(settings.archive_dir)) + 1:04d}"
+    stream = spark.readStream.schema(spark.read.parquet(str(source)).schema).parquet(str(source))
+    stream = stream.withColumn("event_hour", F.date_format(F.timestamp_millis(
+        F.lit(int(frame["event_time_ms"].max()))), "yyyy-MM-dd'T'HH"))
+    query = (stream.writeStream.format("parquet").partitionBy("event_hour").option("path", str(epoch))
+             .option("checkpointLocation", str(tmp_path / "planted-checkpoint")).trigger(availableNow=True).start())
+    query.awaitTermination()
+
+
+def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, published):
+    settings = lambda_run.settings
+    hour = lambda_run.hours[1]
+    view = by_name()["campaign_views_10s"]
+    conn = happybase.Connection(settings.host, settings.thrift_port)
+    try:
+        speed = conn.table(settings.speed_table)
+        rows = list(speed.scan(columns=[b"m:views"]))
+        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + batch.HOUR_MS][:5]
+        for row, data in planted:  # the speed layer "miscounted" five windows by +7
+            speed.put(row, {b"m:views": str(int(data[b"m:views"]) + 7).encode()}, timestamp=int(row[-13:]))
+    finally:
+        conn.close()
+    expected_cells = {(k, s): c for (v, k, s), c in truth.view_cells(lambda_run.events).items()
+                      if v == view.name and hour <= s < hour + batch.HOUR_MS}
+    server = Server(settings)
+    speed_values = {}
+    from twinlayer.hbase_store import read_view
+
+    for key in {k for k, _ in expected_cells}:
+        for w in read_view(server.pool, settings.speed_table, view, key, hour, hour + batch.HOUR_MS):
+            speed_values[(key, w.window_start_ms)] = w.measures["views"]
+    real_gap = sum(abs(c["views"] - speed_values.get(cell, 0)) for cell, c in expected_cells.items())
+    real_total = sum(c["views"] for c in expected_cells.values())
+    assert planted and real_gap >= 35
+
+    report = pipeline.hour_drift(settings, hour)
+    assert report[view.name]["views"]["abs_diff"] == real_gap
+    assert report[view.name]["views"]["ratio"] == pytest.approx(real_gap / real_total)
+    pushed = requests.get(f"{settings.url('pushgateway_port')}/metrics", timeout=5).text
+    assert f'twinlayer_batch_drift_abs{{instance="",job="twinlayer_batch",measure="views",metric="drift_abs",view="{view.name}"}} {float(real_gap)}' in pushed.replace(f"{real_gap}.0", f"{float(real_gap)}")
+
+
+def test_expire_and_rollback(lambda_run, published):
+    settings = lambda_run.settings
+    hour = lambda_run.hours[0]
+    deleted = pipeline.expire_speed_hour(settings, hour)
+    assert deleted > 0
+    view = by_name()["campaign_views_10s"]
+    key = next(k for (v, k, s) in truth.view_cells(lambda_run.events) if v == view.name)
+    from twinlayer.hbase_store import read_view
+
+    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + batch.HOUR_MS) == []
+    with pytest.raises(ValueError, match="no earlier published version"):
+        batch.rollback(batch.batch_pool(settings, 1), settings, hour)
