@@ -125,6 +125,15 @@ def _col(column: str) -> str:
     return "event_time" if column == "event_time_ms" else column
 
 
+def event_time_of(record: Record) -> int | None:
+    """The event time of a record that parses, else None (for selecting an hour's records)."""
+    try:
+        value = json.loads(record.payload).get("event_time")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def dedupe_first(events: list[dict]) -> list[dict]:
     seen, kept = set(), []
     for event in events:

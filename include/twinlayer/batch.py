@@ -133,10 +133,12 @@ def ensure_batch_table(pool, settings: Settings) -> None:
 
 def published(pool, settings: Settings) -> dict[int, dict]:
     """Hour start → {"version", "previous", "published_ms"} for every published hour."""
-    with pool.connection() as conn:
+    def read(conn):
         if settings.batch_table.encode() not in conn.tables():
             return {}
-        row = conn.table(settings.batch_table).row(PUBLISH_ROW, columns=[PUBLISH_FAMILY.encode()])
+        return conn.table(settings.batch_table).row(PUBLISH_ROW, columns=[PUBLISH_FAMILY.encode()])
+
+    row = hbase_store.with_connection(pool, read)
     return {hour_start(column.decode().split(":", 1)[1]): json.loads(value) for column, value in row.items()}
 
 
@@ -171,6 +173,5 @@ def rollback(pool, settings: Settings, hour_ms: int) -> dict:
 
 
 def _put_pointer(pool, settings: Settings, hour_ms: int, entry: dict) -> None:
-    with pool.connection() as conn:
-        conn.table(settings.batch_table).put(
-            PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label(hour_ms)}".encode(): json.dumps(entry).encode()})
+    hbase_store.with_connection(pool, lambda conn: conn.table(settings.batch_table).put(
+        PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label(hour_ms)}".encode(): json.dumps(entry).encode()}))

@@ -142,6 +142,21 @@ class HBaseUnavailable(RuntimeError):
     """HBase (its Thrift gateway) did not answer within the retry budget."""
 
 
+def with_connection(pool, action, attempts: int = 3):
+    """``action(connection)`` with a pooled connection, retried on a fresh one when the Thrift server has closed
+    the pooled socket (it drops idle connections); happybase replaces a connection that raised."""
+    from thriftpy2.thrift import TException
+
+    for attempt in range(attempts):
+        try:
+            with pool.connection() as conn:
+                return action(conn)
+        except (TException, OSError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def connection_pool(host: str, port: int, size: int = 2):
     import happybase
 
@@ -212,6 +227,5 @@ def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int,
     start = prefix + f"{max(from_ms, 0):0{TS_DIGITS}d}".encode()
     stop = prefix + f"{min(to_ms, 10**TS_DIGITS - 1):0{TS_DIGITS}d}".encode()
     kwargs = {} if version is None else {"timestamp": version + 1}
-    with pool.connection() as conn:
-        return [decode_row(view, row, data)
-                for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)]
+    return with_connection(pool, lambda conn: [
+        decode_row(view, row, data) for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)])

@@ -16,10 +16,16 @@ pytestmark = pytest.mark.integration
 
 DAGBAG_SCRIPT = """
 import json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag
+# as the DAG processor parses the dags-folder bundle: the bundle's root is importable (dags/common)
+bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))
 print(json.dumps({"dags": {d: bag.dags[d].fileloc for d in bag.dag_ids},
-                  "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+                  "errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "parse_seconds": {Path(s.file).name: s.duration.total_seconds() for s in bag.dagbag_stats},
+                  "integrity": {d: {"tags": sorted(dag.tags), "doc": bool(dag.doc_md),
+                                    "retries": {t.task_id: t.retries for t in dag.tasks}}
+                                for d, dag in bag.dags.items()}}))
 """
 
 
@@ -46,6 +52,16 @@ def test_every_dag_file_imports_without_errors(dagbag):
     dag_files = {p.name for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_")}
     files_with_dags = {os.path.basename(loc) for loc in dagbag["dags"].values()}
     assert dag_files == files_with_dags, "every file in dags/ defines at least one DAG"
+
+
+def test_every_dag_parses_fast_and_carries_tags_docs_and_retries(dagbag):
+    assert dagbag["parse_seconds"] and max(dagbag["parse_seconds"].values()) < 2.0, dagbag["parse_seconds"]
+    for dag_id, facts in dagbag["integrity"].items():
+        assert "twinlayer" in facts["tags"], dag_id
+        assert facts["doc"], f"{dag_id} has no doc_md"
+        gates = {t for t in facts["retries"] if t.startswith("validate_")}
+        assert all(r >= 1 for t, r in facts["retries"].items() if t not in gates), (dag_id, facts["retries"])
+        assert all(facts["retries"][t] == 0 for t in gates), "a failed quality gate is final, never retried"
 
 
 def test_api_server_is_healthy(stack, settings):

@@ -1,0 +1,81 @@
+"""The recompute DAG run by the stack's real Airflow (scheduler, LocalExecutor, SparkSubmitOperator) for one past
+hour of the stack's own pipeline, then read back through the serving HTTP API."""
+
+import datetime as dt
+import random
+import time
+
+import pytest
+import requests
+
+from tests import truth
+from twinlayer import batch
+from twinlayer.generator import Workload, produce
+from twinlayer.speed import read_archive
+
+pytestmark = pytest.mark.integration
+DAG_ID = "twinlayer_recompute"
+
+
+def unused_past_hour(spark, settings) -> int:
+    """An hour between one and six days ago that the stack's archive has no record of yet."""
+    from pyspark.sql import functions as F
+
+    archive = read_archive(spark, settings.archive_dir)
+    used = set() if archive is None else {r.event_hour for r in archive.select("event_hour").distinct().collect()}
+    now_hour = int(time.time() * 1000) // batch.HOUR_MS * batch.HOUR_MS
+    candidates = [now_hour - h * batch.HOUR_MS for h in range(24, 144)]
+    random.Random().shuffle(candidates)
+    return next(h for h in candidates if batch.hour_label(h) not in used)
+
+
+def iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat()
+
+
+def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(stack, settings, spark):
+    hour = unused_past_hour(spark, settings)
+    ticks = iter(range(10_000))
+    produce(settings.kafka_bootstrap, settings.events_topic,
+            Workload(rate=0, count=3000, duplicate_fraction=0.05, seed=31),
+            clock=lambda: hour + 1000 + next(ticks) * 1000)  # 3000 events over the hour's first 50 minutes
+    deadline = time.monotonic() + 120
+    while True:  # the stack's speed layer archives them (late for its views, which is the batch layer's job)
+        archive = read_archive(spark, settings.archive_dir)
+        if archive is not None and archive.where(f"event_hour = '{batch.hour_label(hour)}'").count() >= 3000:
+            break
+        assert time.monotonic() < deadline, "the stack's speed layer did not archive the events"
+        time.sleep(3)
+
+    base = settings.url("airflow_port")
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer " + requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
+    assert session.patch(f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=10).status_code == 200
+    run_id = f"test_{batch.hour_label(hour)}_{int(time.time())}"
+    started = time.monotonic()
+    response = session.post(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10, json={
+        "dag_run_id": run_id, "logical_date": iso(hour),
+        "data_interval_start": iso(hour), "data_interval_end": iso(hour + batch.HOUR_MS)})
+    assert response.status_code == 200, response.text
+    while True:
+        state = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()["state"]
+        if state in ("success", "failed"):
+            break
+        assert time.monotonic() - started < 600, "the DAG run did not finish in 10 minutes"
+        time.sleep(5)
+    tasks = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", timeout=10).json()
+    states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+    assert state == "success", states
+    print(f"DAG run wall time: {time.monotonic() - started:.0f}s")
+
+    records = [r for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic)
+               if hour <= (truth.event_time_of(r) or 0) < hour + batch.HOUR_MS]
+    events = truth.dedupe_first([e for _, e in truth.classify(records).valid])
+    expected = {c: v for c, v in truth.view_cells(events).items() if c[0] == "campaign_views_10s"}
+    key = sorted({k for _, k, _ in expected})[0]
+    answer = requests.get(f"{settings.url('serving_port')}/views/campaign_views_10s", timeout=10,
+                          params={"key": key, "from": str(hour), "to": str(hour + batch.HOUR_MS)}).json()
+    assert answer["boundary_ms"] >= hour + batch.HOUR_MS
+    assert {w["window_start_ms"]: w["views"] for w in answer["windows"]} == \
+        {s: c["views"] for (_, k, s), c in expected.items() if k == key}
+    assert {w["source"] for w in answer["windows"]} == {"batch"}
