@@ -125,8 +125,9 @@ class ProgressListener(StreamingQueryListener):
         self.names: dict[str, str] = {}
 
     def onQueryStarted(self, event) -> None:
-        self.names[str(event.id)] = event.name or "unnamed"
-        self.metrics.active.labels(self.names[str(event.id)]).set(1)
+        name = self.names[str(event.id)] = event.name or "unnamed"
+        self.metrics.active.labels(name).set(1)
+        self.metrics.last_progress.labels(name).set(time.time())  # a new query gets the same grace as a live one
 
     def onQueryProgress(self, event) -> None:
         progress = json.loads(event.progress.json)

@@ -64,3 +64,29 @@ def test_down_leaves_no_process_and_up_brings_everything_back(stack, settings):
     finally:
         stack.up()
     assert stack.healthy()
+
+
+def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
+    from twinlayer.stack import check_speed_layer
+    from twinlayer.watchdog import check_and_heal
+
+    stalled = pids(stack)["speed-layer"]
+    os.kill(stalled, signal.SIGSTOP)  # alive to the supervisor, silent to everyone else
+    try:
+        verdict = check_and_heal(settings)
+    finally:
+        try:
+            os.kill(stalled, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert verdict["problem"] and verdict["restarted"]
+    assert pids(stack)["speed-layer"] != stalled
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            check_speed_layer(settings)
+            break
+        except Exception:  # noqa: BLE001 — still starting
+            assert time.monotonic() < deadline, "the restarted speed layer did not come back"
+            time.sleep(2)
+    assert check_and_heal(settings) == {"problem": None, "restarted": False}

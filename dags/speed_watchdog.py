@@ -1,0 +1,42 @@
+"""
+### Speed-layer watchdog
+
+Every two minutes: is every streaming query of the speed layer (views, archive, dead_letters) running and has each
+reported progress in the last two minutes? If not, the speed layer is restarted through the stack's supervisor
+(it resumes from its checkpoints) and this run fails, so the incident shows here in red with its reason.
+`twinlayer_speed_watchdog_healthy` in the Pushgateway records each verdict.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.exceptions import AirflowFailException
+from airflow.sdk import dag, task
+
+
+@dag(
+    dag_id="twinlayer_speed_watchdog",
+    schedule="*/2 * * * *",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["twinlayer", "ops", "speed"],
+    default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=20)},
+    doc_md=__doc__,
+)
+def twinlayer_speed_watchdog():
+    @task(retries=0)
+    def check_speed_layer() -> dict:
+        from twinlayer.config import load_settings
+        from twinlayer.watchdog import check_and_heal
+
+        verdict = check_and_heal(load_settings())
+        if verdict["problem"]:
+            action = "restarted it" if verdict["restarted"] else "could not restart it (no supervisor here)"
+            raise AirflowFailException(f"speed layer unhealthy: {verdict['problem']}; {action}")
+        return verdict
+
+    check_speed_layer()
+
+
+twinlayer_speed_watchdog()
