@@ -50,19 +50,23 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     base = settings.url("airflow_port")
     session = requests.Session()
     session.headers["Authorization"] = "Bearer " + requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
+    was_paused = session.get(f"{base}/api/v2/dags/{DAG_ID}", timeout=10).json()["is_paused"]
     assert session.patch(f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=10).status_code == 200
-    run_id = f"test_{batch.hour_label(hour)}_{int(time.time())}"
-    started = time.monotonic()
-    response = session.post(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10, json={
-        "dag_run_id": run_id, "logical_date": iso(hour),
-        "data_interval_start": iso(hour), "data_interval_end": iso(hour + batch.HOUR_MS)})
-    assert response.status_code == 200, response.text
-    while True:
-        state = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()["state"]
-        if state in ("success", "failed"):
-            break
-        assert time.monotonic() - started < 600, "the DAG run did not finish in 10 minutes"
-        time.sleep(5)
+    try:
+        run_id = f"test_{batch.hour_label(hour)}_{int(time.time())}"
+        started = time.monotonic()
+        response = session.post(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10, json={
+            "dag_run_id": run_id, "logical_date": iso(hour),
+            "data_interval_start": iso(hour), "data_interval_end": iso(hour + batch.HOUR_MS)})
+        assert response.status_code == 200, response.text
+        while True:
+            state = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()["state"]
+            if state in ("success", "failed"):
+                break
+            assert time.monotonic() - started < 600, "the DAG run did not finish in 10 minutes"
+            time.sleep(5)
+    finally:  # leave the scheduler as it was: no hourly runs started on behalf of the test suite
+        session.patch(f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": was_paused}, timeout=10)
     tasks = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", timeout=10).json()
     states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
     assert state == "success", states
