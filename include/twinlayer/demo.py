@@ -8,7 +8,14 @@ import time
 from twinlayer.stack import Stack
 
 
-def run(stack: Stack, seconds: float = 45.0, rate: float = 2000.0) -> int:
+def run(stack: Stack, seconds: float = 30.0, rate: float = 2000.0) -> int:
+    live_speed_views(stack, seconds, rate)
+    lambda_flow(stack)
+    print_urls(stack)
+    return 0
+
+
+def live_speed_views(stack: Stack, seconds: float, rate: float) -> None:
     from twinlayer import hbase_store
     from twinlayer.events import campaign_ids
     from twinlayer.generator import Workload, produce
@@ -47,9 +54,60 @@ def run(stack: Stack, seconds: float = 45.0, rate: float = 2000.0) -> int:
         print(f"{'':11}clicks/min: {clicks or '(none yet)'}")
     sender.join()
     print(f"== sent {result.get('sent')} events ({result.get('events_per_second')} events/s)")
-    print(f"   read any view: twinlayer query campaign_views_10s --key {campaign} --from 5m")
-    print_urls(stack)
-    return 0
+
+
+def _archived(settings) -> float:
+    import re
+
+    import requests
+
+    body = requests.get(f"{settings.url('speed_metrics_port')}/metrics", timeout=5).text
+    match = re.search(r'^twinlayer_speed_input_rows_total\{query="archive"\} (\S+)$', body, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def lambda_flow(stack: Stack, count: int = 3000) -> None:
+    """Events of an hour two hours ago (late for the speed layer, archived), recomputed and published by the
+    recompute DAG in Airflow, then one merged answer: batch before the boundary, speed after it."""
+    from twinlayer.airflow_api import AirflowClient
+    from twinlayer.batch import HOUR_MS, hour_label
+    from twinlayer.events import campaign_ids
+    from twinlayer.generator import Workload, produce
+    from twinlayer.serving import Server
+    from twinlayer.views import by_name
+
+    settings = stack.settings
+    now_ms = int(time.time() * 1000)
+    hour = now_ms - now_ms % HOUR_MS - 2 * HOUR_MS
+    print(f"== the batch layer: {count} events of hour {hour_label(hour)} (too late for the speed layer's views; "
+          "archived all the same)")
+    before = _archived(settings)
+    ticks = iter(range(count))
+    produce(settings.kafka_bootstrap, settings.events_topic, Workload(rate=0, count=count, seed=int(time.time())),
+            clock=lambda: hour + next(ticks) * (HOUR_MS - 1000) // count)
+    deadline = time.monotonic() + 120
+    while _archived(settings) < before + count and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(11)  # the archive query commits every 10 s
+    print(f"== Airflow runs twinlayer_recompute for {hour_label(hour)}: GX gates, Spark batch job, publish, drift")
+    result = AirflowClient(settings.url("airflow_port")).run_interval(
+        "twinlayer_recompute", hour, hour + HOUR_MS, f"demo_{hour_label(hour)}_{int(time.time())}")
+    print(f"   run {result['state']} in {result['seconds']:.0f}s: "
+          + ", ".join(f"{task}={state}" for task, state in result["tasks"].items()))
+    campaign = campaign_ids()[0]
+    answer = Server(settings).query(by_name()["campaign_views_10s"], campaign, hour, int(time.time() * 1000))
+    boundary = time.strftime("%Y-%m-%d %H:%M", time.gmtime(answer.boundary_ms / 1000)) if answer.boundary_ms else "none"
+    batch_windows = [w for w in answer.windows if w["source"] == "batch"]
+    speed_windows = [w for w in answer.windows if w["source"] == "speed"]
+    print(f"== merged answer for campaign {campaign[:8]}… since {hour_label(hour)}:00 — boundary {boundary} UTC")
+    for label, windows in (("batch", batch_windows[:3] + batch_windows[-2:]), ("speed", speed_windows[-4:])):
+        for w in windows:
+            version = f" v{w['version']}" if w["version"] else ""
+            print(f"   {time.strftime('%H:%M:%S', time.gmtime(w['window_start_ms'] / 1000))}  [{label}{version}]  "
+                  f"views={w['views']}")
+    print(f"   ({len(batch_windows)} windows from the batch layer, {len(speed_windows)} from the speed layer)")
+    print(f"   the same through HTTP: curl '{settings.url('serving_port')}/views/campaign_views_10s"
+          f"?key={campaign}&from=3h'")
 
 
 def print_urls(stack: Stack) -> None:
