@@ -59,9 +59,10 @@ def test_every_dag_parses_fast_and_carries_tags_docs_and_retries(dagbag):
     for dag_id, facts in dagbag["integrity"].items():
         assert "twinlayer" in facts["tags"], dag_id
         assert facts["doc"], f"{dag_id} has no doc_md"
-        gates = {t for t in facts["retries"] if t.startswith("validate_")}
-        assert all(r >= 1 for t, r in facts["retries"].items() if t not in gates), (dag_id, facts["retries"])
-        assert all(facts["retries"][t] == 0 for t in gates), "a failed quality gate is final, never retried"
+        # a quality gate's or a check's failure is a verdict, final; everything else is retried
+        verdicts = {t for t in facts["retries"] if t.startswith(("validate_", "check_"))}
+        assert all(r >= 1 for t, r in facts["retries"].items() if t not in verdicts), (dag_id, facts["retries"])
+        assert all(facts["retries"][t] == 0 for t in verdicts), (dag_id, facts["retries"])
 
 
 def test_api_server_is_healthy(stack, settings):

@@ -10,6 +10,7 @@ import requests
 from tests import truth
 from twinlayer import batch
 from twinlayer.airflow_api import AirflowClient
+from twinlayer.serving import Server
 from twinlayer.generator import Workload, produce
 from twinlayer.speed import read_archive
 
@@ -17,31 +18,52 @@ pytestmark = pytest.mark.integration
 DAG_ID = "twinlayer_recompute"
 
 
-def unused_past_hour(spark, settings) -> int:
-    """An hour between one and six days ago that the stack's archive has no record of yet."""
-    from pyspark.sql import functions as F
-
+def unused_past_hours(spark, settings, n: int = 1) -> int:
+    """The first of ``n`` consecutive hours between one and six days ago that the stack's archive has no record of."""
     archive = read_archive(spark, settings.archive_dir)
     used = set() if archive is None else {r.event_hour for r in archive.select("event_hour").distinct().collect()}
     now_hour = int(time.time() * 1000) // batch.HOUR_MS * batch.HOUR_MS
-    candidates = [now_hour - h * batch.HOUR_MS for h in range(24, 144)]
+    candidates = [now_hour - h * batch.HOUR_MS for h in range(24, 144 - n)]
     random.Random().shuffle(candidates)
-    return next(h for h in candidates if batch.hour_label(h) not in used)
+    return next(h for h in candidates
+                if all(batch.hour_label(h + i * batch.HOUR_MS) not in used for i in range(n)))
 
 
-def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(stack, settings, spark):
-    hour = unused_past_hour(spark, settings)
-    ticks = iter(range(10_000))
+def archive_past_events(spark, settings, first_hour: int, count: int, hours: int = 1, seed: int = 31) -> None:
+    """Send ``count`` events spread over ``hours`` past hours to the stack's topic and wait until archived."""
+    ticks = iter(range(count))
+    span = hours * batch.HOUR_MS - 60_000
     produce(settings.kafka_bootstrap, settings.events_topic,
-            Workload(rate=0, count=3000, duplicate_fraction=0.05, seed=31),
-            clock=lambda: hour + 1000 + next(ticks) * 1000)  # 3000 events over the hour's first 50 minutes
+            Workload(rate=0, count=count, duplicate_fraction=0.05, seed=seed),
+            clock=lambda: first_hour + 1000 + next(ticks) * span // count)
+    labels = [batch.hour_label(first_hour + i * batch.HOUR_MS) for i in range(hours)]
     deadline = time.monotonic() + 120
     while True:  # the stack's speed layer archives them (late for its views, which is the batch layer's job)
         archive = read_archive(spark, settings.archive_dir)
-        if archive is not None and archive.where(f"event_hour = '{batch.hour_label(hour)}'").count() >= 3000:
-            break
+        if archive is not None and archive.where(archive.event_hour.isin(labels)).count() >= count:
+            return
         assert time.monotonic() < deadline, "the stack's speed layer did not archive the events"
         time.sleep(3)
+
+
+def batch_cells_of(settings, first_hour: int, hours: int) -> dict:
+    import happybase
+
+    from twinlayer.hbase_store import parse_row_key
+
+    conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
+    try:
+        table = conn.table(settings.batch_table)
+        end = first_hour + hours * batch.HOUR_MS
+        return {row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
+                for row, data in table.scan(columns=[b"m"]) if first_hour <= parse_row_key(row)[2] < end}
+    finally:
+        conn.close()
+
+
+def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(stack, settings, spark):
+    hour = unused_past_hours(spark, settings)
+    archive_past_events(spark, settings, hour, 3000)
 
     run_id = f"test_{batch.hour_label(hour)}_{int(time.time())}"
     result = AirflowClient(settings.url("airflow_port")).run_interval(DAG_ID, hour, hour + batch.HOUR_MS, run_id)
@@ -60,3 +82,21 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     assert {w["window_start_ms"]: w["views"] for w in answer["windows"]} == \
         {s: c["views"] for (_, k, s), c in expected.items() if k == key}
     assert {w["source"] for w in answer["windows"]} == {"batch"}
+
+
+def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_changes_no_cell(stack, settings, spark):
+    first = unused_past_hours(spark, settings, n=3)
+    archive_past_events(spark, settings, first, 4500, hours=3, seed=41)
+    client = AirflowClient(settings.url("airflow_port"))
+    last = first + 2 * batch.HOUR_MS
+    runs = client.backfill(DAG_ID, first, last)
+    assert runs == {first + i * batch.HOUR_MS: "success" for i in range(3)}
+    publications = Server(settings).publications()
+    assert all(batch.hour_label(first + i * batch.HOUR_MS) in publications for i in range(3))
+    cells = batch_cells_of(settings, first, 3)
+    assert cells
+
+    again = client.backfill(DAG_ID, first, last, reprocess=True)
+    assert set(again.values()) == {"success"}
+    assert batch_cells_of(settings, first, 3) == cells
+    assert Server(settings).publications() == publications
