@@ -67,18 +67,15 @@ def speed_event_count(settings: Settings, pool, hour_ms: int) -> int:
 
 def gate_raw(settings: Settings, hour_ms: int) -> GateResult:
     """Validate the archived hour; pushes the gate's metric whatever the outcome, raises on failure."""
-    from twinlayer.spark import build_session
+    from twinlayer.spark import session_scope
 
-    spark = build_session("twinlayer-gate-raw", settings)
-    try:
+    with session_scope("twinlayer-gate-raw", settings) as spark:
         raw, version = batch.hour_events(spark, settings, hour_ms)
         if raw is None or version == 0:
             result = GateResult("raw", False, 0, ["the archive holds no event for this hour"], {"raw_rows": 0})
         else:
             pool = batch.batch_pool(settings, size=1)
             result = validate_raw(raw, hour_ms, speed_event_count(settings, pool, hour_ms) or None)
-    finally:
-        spark.stop()
     push_gate(settings, hour_ms, result)
     result.raise_if_failed()
     return result

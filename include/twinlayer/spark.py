@@ -7,6 +7,7 @@ builder leaves an existing configuration alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -63,3 +64,19 @@ def build_session(app_name: str, settings: Settings, extra: dict[str, str] | Non
     for key, value in {**conf, **(extra or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+@contextlib.contextmanager
+def session_scope(app_name: str, settings: Settings):
+    """The process's running SparkSession if there is one (left running), else a new one stopped at the end."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    session = build_session(app_name, settings)
+    try:
+        yield session
+    finally:
+        session.stop()
