@@ -28,7 +28,9 @@ from pyspark.sql.streaming import StreamingQuery
 
 from twinlayer import hbase_store
 from twinlayer.config import Settings
-from twinlayer.transforms import campaign_mapping, dead_letters, parse_events, valid_events, with_event_hour
+from twinlayer.transforms import (
+    ARCHIVE_SCHEMA, campaign_mapping, dead_letters, parse_events, valid_events, with_event_hour,
+)
 from twinlayer.views import VIEWS, View, aggregate
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def archive_epochs(archive_dir: Path) -> list[Path]:
 
 def read_archive(spark: SparkSession, archive_dir: Path) -> DataFrame | None:
     """Every committed event of every epoch (each read through its own commit log), or None if there is none."""
-    frames = [spark.read.parquet(str(epoch)) for epoch in archive_epochs(archive_dir)]
+    frames = [spark.read.schema(ARCHIVE_SCHEMA).parquet(str(epoch)) for epoch in archive_epochs(archive_dir)]
     if not frames:
         return None
     result = frames[0]

@@ -13,6 +13,11 @@ from twinlayer import events as ev
 
 EVENT_COLUMNS = [*(name for name in ev.FIELDS if name != "event_time"), "event_time", "event_time_ms", "campaign_id"]
 SOURCE_COLUMNS = ["kafka_partition", "kafka_offset", "kafka_timestamp"]
+# What the archive holds (valid events, their Kafka coordinates, the partition column). Readers pass it explicitly:
+# an epoch whose commit log lists no file yet still reads as an empty table.
+ARCHIVE_SCHEMA = ("event_id string, user_id string, page_id string, ad_id string, ad_type string, event_type string, "
+                  "ip_address string, event_time timestamp, event_time_ms bigint, campaign_id string, "
+                  "kafka_partition int, kafka_offset bigint, kafka_timestamp timestamp, event_hour string")
 
 
 def campaign_mapping(spark: SparkSession) -> DataFrame:
