@@ -153,11 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from thriftpy2.thrift import TException
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(Stack(load_settings()), args)
     except (StackError, ValueError) as exc:
         print(f"twinlayer: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TException) as exc:  # a service that does not answer: say so, not a traceback
+        print(f"twinlayer: a service did not answer ({exc}); is the stack up? (make status)", file=sys.stderr)
         return 2
 
 

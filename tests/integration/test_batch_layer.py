@@ -246,3 +246,29 @@ def test_expire_and_rollback(lambda_run, published):
     assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + batch.HOUR_MS) == []
     with pytest.raises(ValueError, match="no earlier published version"):
         batch.rollback(batch.batch_pool(settings, 1), settings, hour)
+
+
+def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambda_run, published, spark, tmp_path):
+    settings = lambda_run.settings
+    hour = lambda_run.hours[2]
+    server = Server(settings)
+    view = by_name()["campaign_views_10s"]
+    old_version = server.publications()[batch.hour_label(hour)]["version"]
+    archived = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).where(
+        f"event_hour = '{batch.hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
+    late = archived.copy()
+    late["event_id"] = late["event_id"] + "-late"  # new events, arriving after the hour was published
+    key = late["campaign_id"].iloc[0]
+    before = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
+    plant_epoch(spark, settings, late, tmp_path)
+
+    entry = run_hour(settings, hour)
+    assert entry["version"] == old_version + len(late) and entry["previous"][0] == old_version
+    after = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
+    total = lambda answer: sum(w["views"] for w in answer["windows"])  # noqa: E731
+    assert total(after) == total(before) + int((late["campaign_id"] == key).sum())
+    assert {w["version"] for w in after["windows"]} == {entry["version"]}
+
+    rolled = batch.rollback(batch.batch_pool(settings, 1), settings, hour)
+    assert rolled["version"] == old_version and rolled["rolled_back_from"] == entry["version"]
+    assert server.query(view, key, hour, hour + batch.HOUR_MS).as_dict() == before
