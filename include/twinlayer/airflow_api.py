@@ -5,6 +5,7 @@ Used by `make demo` and the tests; the embedded stack's simple auth manager hand
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 
@@ -29,13 +30,21 @@ class AirflowClient:
             raise RuntimeError(f"Airflow API {method} {path}: HTTP {response.status_code} {response.text[:500]}")
         return response.json()
 
+    @contextlib.contextmanager
+    def unpaused(self, dag_id: str):
+        """Unpause ``dag_id`` for the block; it is left paused or not as it was."""
+        was_paused = self._call("GET", f"/dags/{dag_id}")["is_paused"]
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        try:
+            yield
+        finally:
+            self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
+
     def backfill(self, dag_id: str, from_ms: int, to_ms: int, timeout: float = 900, reprocess: bool = False) -> dict:
         """Airflow's own backfill of ``dag_id`` for logical dates in [from_ms, to_ms]; waits for it to complete and
         returns {logical date ms: run state}."""
-        was_paused = self._call("GET", f"/dags/{dag_id}")["is_paused"]
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         started = time.monotonic()
-        try:
+        with self.unpaused(dag_id):
             backfill = self._call("POST", "/backfills", json={
                 "dag_id": dag_id, "from_date": _iso(from_ms), "to_date": _iso(to_ms), "max_active_runs": 2,
                 "reprocess_behavior": "completed" if reprocess else "none"})
@@ -43,8 +52,6 @@ class AirflowClient:
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"backfill {backfill['id']} of {dag_id} did not complete in {timeout:.0f}s")
                 time.sleep(5)
-        finally:
-            self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
         runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={
             "logical_date_gte": _iso(from_ms), "logical_date_lte": _iso(to_ms), "run_type": "backfill",
             "order_by": "-run_after", "limit": 100})["dag_runs"]
@@ -54,25 +61,31 @@ class AirflowClient:
             latest.setdefault(when, run["state"])
         return latest
 
+    def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str) -> dict:
+        return self._call("POST", f"/dags/{dag_id}/dagRuns", json={
+            "dag_run_id": run_id, "logical_date": _iso(start_ms),
+            "data_interval_start": _iso(start_ms), "data_interval_end": _iso(end_ms)})
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        """Wait for a run to end; returns {"state", "tasks", "seconds"}. A run that does not exist yet is waited for
+        too (another DAG may be about to trigger it)."""
+        started = time.monotonic()
+        while True:
+            response = self.session.get(f"{self.base}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=self.timeout)
+            if response.status_code not in (200, 404):
+                raise RuntimeError(f"Airflow API: run {run_id} of {dag_id}: HTTP {response.status_code}")
+            if response.status_code == 200 and response.json()["state"] in ("success", "failed"):
+                break
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
+            time.sleep(3)
+        tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {"state": response.json()["state"], "tasks": {t["task_id"]: t["state"] for t in tasks},
+                "seconds": time.monotonic() - started}
+
     def run_interval(self, dag_id: str, start_ms: int, end_ms: int, run_id: str, timeout: float = 600) -> dict:
         """Run ``dag_id`` for [start_ms, end_ms) and wait; returns {"state", "tasks", "seconds"}. The DAG is
         unpaused for the run and left paused or not as it was."""
-        was_paused = self._call("GET", f"/dags/{dag_id}")["is_paused"]
-        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        started = time.monotonic()
-        try:
-            self._call("POST", f"/dags/{dag_id}/dagRuns", json={
-                "dag_run_id": run_id, "logical_date": _iso(start_ms),
-                "data_interval_start": _iso(start_ms), "data_interval_end": _iso(end_ms)})
-            while True:
-                state = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-                if state in ("success", "failed"):
-                    break
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
-                time.sleep(3)
-        finally:
-            self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
-        tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {"state": state, "tasks": {t["task_id"]: t["state"] for t in tasks},
-                "seconds": time.monotonic() - started}
+        with self.unpaused(dag_id):
+            self.trigger(dag_id, start_ms, end_ms, run_id)
+            return self.wait(dag_id, run_id, timeout)

@@ -123,7 +123,7 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
 
 
 def batch_pool(settings: Settings, size: int = 2):
-    return hbase_store.connection_pool(settings.host, settings.thrift_port, size=size)
+    return hbase_store.connection_pool(settings.host_of("thrift_port"), settings.thrift_port, size=size)
 
 
 def ensure_batch_table(pool, settings: Settings) -> None:

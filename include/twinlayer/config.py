@@ -38,15 +38,27 @@ class Settings:
     batch_table: str = "twinlayer_batch"
     batch_versions_kept: int = 5
     serving_port: int = 8000
+    alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml
     drift_threshold: float = 0.05
     speed_ttl_seconds: int = 8 * 24 * 3600
     watermark: str = "30 seconds"
     state_dir: Path = PROJECT_ROOT / "state"
     jars_dir: Path = PROJECT_ROOT / "build" / "jars"
+    # Where each service is reached when it runs on another host (docker-compose: the service's name); empty means
+    # ``host``, which is also the address the local processes bind.
+    kafka_host: str = ""
+    thrift_host: str = ""
+    prometheus_host: str = ""
+    alertmanager_host: str = ""
+    pushgateway_host: str = ""
+    airflow_host: str = ""
+    serving_host: str = ""
+    speed_metrics_host: str = ""
+    alert_log_host: str = ""
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return f"{self.host_of('kafka_port')}:{self.kafka_port}"
 
     @property
     def logs_dir(self) -> Path:
@@ -66,8 +78,15 @@ class Settings:
     def checkpoint_dir(self) -> Path:
         return self.state_dir / "checkpoints" / "speed"
 
+    def host_of(self, port_field: str) -> str:
+        """The host that serves ``port_field`` (e.g. ``thrift_port``)."""
+        return getattr(self, port_field.removesuffix("_port") + "_host", "") or self.host
+
+    def address(self, port_field: str) -> str:
+        return f"{self.host_of(port_field)}:{getattr(self, port_field)}"
+
     def url(self, port_field: str) -> str:
-        return f"http://{self.host}:{getattr(self, port_field)}"
+        return f"http://{self.address(port_field)}"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -34,7 +34,7 @@ def live_speed_views(stack: Stack, seconds: float, rate: float) -> None:
         produce(settings.kafka_bootstrap, settings.events_topic, workload)), daemon=True)
     sender.start()
 
-    pool = hbase_store.connection_pool(settings.host, settings.thrift_port, size=1)
+    pool = hbase_store.connection_pool(settings.host_of("thrift_port"), settings.thrift_port, size=1)
     views = by_name()
     campaign = campaign_ids()[0]
     started = time.time()
@@ -119,7 +119,7 @@ def print_urls(stack: Stack) -> None:
     print(f"   Pushgateway           {s.url('pushgateway_port')}/")
     print(f"   speed-layer metrics   {s.url('speed_metrics_port')}/metrics")
     print(f"   Kafka                 {s.kafka_bootstrap}  (topics {s.events_topic}, {s.dlq_topic})")
-    print(f"   HBase Thrift          {s.host}:{s.thrift_port}  (table {s.speed_table})")
+    print(f"   HBase Thrift          {s.address("thrift_port")}  (table {s.speed_table})")
     print(f"   archive               {s.archive_dir}")
     print(f"   logs                  {s.logs_dir}/   (make logs)")
     print("   stop with             make down")

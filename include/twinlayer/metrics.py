@@ -20,5 +20,5 @@ def push_gauges(settings: Settings, job: str, metric: str, doc: str, values: Map
     gauge = Gauge(metric, doc, labelnames=labelnames, registry=registry)
     for labels, value in values.items():
         (gauge.labels(*labels) if labelnames else gauge).set(value)
-    push_to_gateway(f"{settings.host}:{settings.pushgateway_port}", job=job, registry=registry,
+    push_to_gateway(settings.address("pushgateway_port"), job=job, registry=registry,
                     grouping_key=dict(grouping_key or {}), timeout=10)

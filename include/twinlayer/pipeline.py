@@ -65,17 +65,18 @@ def speed_event_count(settings: Settings, pool, hour_ms: int) -> int:
     return _hour_keys_speed_total(settings, pool, hour_ms, view, "events", keys)
 
 
-def gate_raw(settings: Settings, hour_ms: int) -> GateResult:
-    """Validate the archived hour; pushes the gate's metric whatever the outcome, raises on failure."""
+def gate_raw(settings: Settings, hour_ms: int, gate: str = "raw", reconcile: bool = True) -> GateResult:
+    """Validate the archived hour; pushes the gate's metric whatever the outcome, raises on failure.
+    ``reconcile``: also check that the archive holds at least what the speed layer counted."""
     from twinlayer.spark import session_scope
 
-    with session_scope("twinlayer-gate-raw", settings) as spark:
+    with session_scope(f"twinlayer-gate-{gate}", settings) as spark:
         raw, version = batch.hour_events(spark, settings, hour_ms)
         if raw is None or version == 0:
-            result = GateResult("raw", False, 0, ["the archive holds no event for this hour"], {"raw_rows": 0})
+            result = GateResult(gate, False, 0, ["the archive holds no event for this hour"], {"raw_rows": 0})
         else:
-            pool = batch.batch_pool(settings, size=1)
-            result = validate_raw(raw, hour_ms, speed_event_count(settings, pool, hour_ms) or None)
+            speed = speed_event_count(settings, batch.batch_pool(settings, size=1), hour_ms) if reconcile else 0
+            result = validate_raw(raw, hour_ms, speed or None, gate=gate)
     push_gate(settings, hour_ms, result)
     result.raise_if_failed()
     return result
@@ -93,6 +94,8 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict) -> GateResul
 
 
 def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
+    push_gauges(settings, JOB, "twinlayer_batch_gate_last_run_timestamp_seconds", "When the gate last ran",
+                {(result.gate,): time.time()}, ("gate",), {"gate": f"{result.gate}_last_run"})
     push_gauges(settings, JOB, "twinlayer_batch_gate_success", "1 when the last run of the quality gate passed",
                 {(result.gate,): 1.0 if result.success else 0.0}, ("gate",), {"gate": result.gate})
     push_gauges(settings, JOB, "twinlayer_batch_gate_failed_expectations", "Expectations failed in the last run",
@@ -105,9 +108,7 @@ def publish_hour(settings: Settings, hour_ms: int) -> dict:
     record = read_run_record(settings, hour_ms)
     pool = batch.batch_pool(settings, size=1)
     entry = batch.publish(pool, settings, hour_ms, record["version"])
-    push_gauges(settings, JOB, "twinlayer_batch_boundary_timestamp_seconds",
-                "End of the newest published hour: the serving layer's time boundary",
-                {(): batch.boundary(batch.published(pool, settings)) / 1000}, (), {"metric": "boundary"})
+    push_boundary(settings, batch.boundary(batch.published(pool, settings)))
     return entry
 
 
@@ -136,7 +137,7 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
     record = read_run_record(settings, hour_ms)
     snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, record["version"]))
     pool = batch.batch_pool(settings, size=1)
-    reports, values, ratios = {}, {}, {}
+    reports, values, ratios, speed_seen = {}, {}, {}, False
     for view in views:
         rows = snapshot[snapshot["view"] == view.name]
         batch_cells = {(r["key"], int(r["window_start_ms"])): {m.name: r[slot_name(view, m)] for m in view.measures
@@ -146,10 +147,16 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
         for key in sorted(set(rows["key"])):
             for w in hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + batch.HOUR_MS):
                 speed_cells[(key, w.window_start_ms)] = w.measures
+        speed_seen = speed_seen or bool(speed_cells)
         reports[view.name] = drift(batch_cells, speed_cells, view)
         for measure, report in reports[view.name].items():
             ratios[(view.name, measure)] = report["ratio"]
             values[(view.name, measure)] = report["abs_diff"]
+    if not speed_seen:
+        # a recompute of an hour whose speed cells already expired (late data): there is nothing to compare,
+        # and the drift measured when the hour was first published stands
+        log.info("no speed cells for %s: drift not measured", batch.hour_label(hour_ms))
+        return {}
     push_gauges(settings, JOB, "twinlayer_batch_drift_ratio",
                 "sum(|batch - speed|) / sum(batch) over the windows of the last recomputed hour",
                 ratios, ("view", "measure"), {"metric": "drift_ratio"})
@@ -191,3 +198,111 @@ def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] 
                         b.delete(row)
                 deleted += len(rows)
     return deleted
+
+
+# --- the archive against what was recomputed: late data, integrity, state metrics --------------------------------
+
+
+def last_recomputes(settings: Settings) -> dict[int, int]:
+    """Hour start → the version (archived records) its last recompute read, from the run records."""
+    runs = settings.batch_dir / "runs"
+    found = {}
+    for path in sorted(runs.glob("*.json")) if runs.is_dir() else []:
+        record = json.loads(path.read_text())
+        if record.get("version"):
+            found[batch.hour_start(record["hour"])] = int(record["version"])
+    return found
+
+
+def late_hours(settings: Settings, now_ms: int | None = None) -> list[dict]:
+    """Closed hours whose archive holds more records than their last recompute read: late events arrived since.
+    Oldest first, each {"hour", "hour_ms", "recomputed", "archived"}."""
+    from twinlayer.archive import hour_counts
+
+    counts = hour_counts(settings.archive_dir)
+    stale = []
+    for hour_ms, version in sorted(last_recomputes(settings).items()):
+        archived = counts.get(batch.hour_label(hour_ms), 0)
+        if archived > version and hour_is_closed(settings, hour_ms + batch.HOUR_MS, now_ms):
+            stale.append({"hour": batch.hour_label(hour_ms), "hour_ms": hour_ms, "recomputed": version,
+                          "archived": archived})
+    return stale
+
+
+def recompute_requests(stale: list[dict], now_ms: int | None = None) -> list[dict]:
+    """One run request of the recompute DAG per late hour. Its data interval is the hour, inferred by the DAG's
+    timetable from ``run_after`` (the hour's end); its logical date is the request time (a run for the hour's own
+    logical date may exist already, and logical dates are unique per DAG). The run id names the archived count,
+    so a second request for the same state of the archive is recognised as a duplicate."""
+    import datetime as dt
+
+    def iso(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat()
+
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return [{"trigger_run_id": f"late__{item['hour']}__{item['archived']}", "logical_date": iso(now_ms + i),
+             "run_after": iso(item["hour_ms"] + batch.HOUR_MS)} for i, item in enumerate(stale)]
+
+
+def archive_integrity(settings: Settings) -> dict:
+    """Committed files that are missing (the batch layer would fail on them) and files on disk no commit lists
+    (left by a micro-batch that crashed before its commit: harmless, never read)."""
+    from twinlayer.archive import committed_files
+    from twinlayer.speed import archive_epochs
+
+    missing, orphans, committed_count = [], [], 0
+    for epoch in archive_epochs(settings.archive_dir):
+        committed = set(committed_files(epoch))
+        committed_count += len(committed)
+        missing += [str(p) for p in committed if not p.exists()]
+        orphans += [str(p) for p in epoch.glob("event_hour=*/*.parquet") if p not in committed]
+    return {"committed_files": committed_count, "missing_files": sorted(missing), "orphan_files": sorted(orphans)}
+
+
+def check_archive(settings: Settings, hour_ms: int) -> dict:
+    """The archive-quality DAG's check of one hour: file integrity of the whole archive, then the raw
+    expectations on the hour. Metrics are pushed whatever the outcome; raises QualityGateFailed on a failure."""
+    from twinlayer.quality import QualityGateFailed
+
+    integrity = archive_integrity(settings)
+    push_gauges(settings, JOB, "twinlayer_archive_missing_files", "Committed archive files not on disk",
+                {(): float(len(integrity["missing_files"]))}, (), {"metric": "archive_missing"})
+    push_gauges(settings, JOB, "twinlayer_archive_orphan_files", "Archive files no commit lists",
+                {(): float(len(integrity["orphan_files"]))}, (), {"metric": "archive_orphans"})
+    if integrity["missing_files"]:
+        raise QualityGateFailed("archive", [f"committed file missing: {p}" for p in integrity["missing_files"][:20]])
+    result = gate_raw(settings, hour_ms, gate="archive", reconcile=False)
+    return {**integrity, "orphan_files": len(integrity["orphan_files"]), **result.facts}
+
+
+def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
+    """What the archive and the batch layer hold right now, for the lambda overview: archived records, published
+    hours and boundary, hours with late events not yet recomputed and how many records they miss."""
+    from twinlayer.archive import hour_counts
+
+    counts = hour_counts(settings.archive_dir)
+    stale = late_hours(settings, now_ms)
+    publications = batch.published(batch.batch_pool(settings, size=1), settings)
+    state = {"archive_records": sum(counts.values()), "archive_hours": len(counts),
+             "published_hours": len(publications), "late_hours": len(stale),
+             "late_records": sum(s["archived"] - s["recomputed"] for s in stale),
+             "boundary_ms": batch.boundary(publications)}
+    gauges = {
+        "twinlayer_archive_records": ("Records in the master dataset", state["archive_records"]),
+        "twinlayer_archive_hours": ("Hours the master dataset holds records of", state["archive_hours"]),
+        "twinlayer_batch_published_hours": ("Hours with a published batch version", state["published_hours"]),
+        "twinlayer_batch_late_hours": ("Closed hours that received events after their last recompute",
+                                       state["late_hours"]),
+        "twinlayer_batch_late_records": ("Archived records not yet in a recomputed version", state["late_records"]),
+    }
+    for metric, (doc, value) in gauges.items():
+        push_gauges(settings, JOB, metric, doc, {(): float(value)}, (), {"metric": metric.removeprefix("twinlayer_")})
+    if state["boundary_ms"] is not None:
+        push_boundary(settings, state["boundary_ms"])
+    return state
+
+
+def push_boundary(settings: Settings, boundary_ms: int) -> None:
+    push_gauges(settings, JOB, "twinlayer_batch_boundary_timestamp_seconds",
+                "End of the newest published hour: the serving layer's time boundary",
+                {(): boundary_ms / 1000}, (), {"metric": "boundary"})

@@ -63,7 +63,7 @@ def _run_suite(kind: str, frame, expectations: list, gate: str, facts: dict) -> 
     return GateResult(gate, bool(result.success), len(result.results), failures, facts)
 
 
-def validate_raw(raw, hour_ms: int, speed_events: int | None) -> GateResult:
+def validate_raw(raw, hour_ms: int, speed_events: int | None, gate: str = "raw") -> GateResult:
     """``raw``: the archived records of the hour (Spark). ``speed_events``: distinct events the speed layer counted
     for the hour (None when unknown, e.g. its cells already expired)."""
     import great_expectations.expectations as gxe
@@ -88,7 +88,7 @@ def validate_raw(raw, hour_ms: int, speed_events: int | None) -> GateResult:
         expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=speed_events))
     facts = {"raw_rows": raw.count(), "distinct_events": total, "by_event_type": distinct,
              "speed_events": speed_events}
-    return _run_suite("spark", raw, expectations, "raw", facts)
+    return _run_suite("spark", raw, expectations, gate, facts)
 
 
 def validate_version(snapshot, raw_facts: dict, views: tuple[View, ...] = VIEWS) -> GateResult:

@@ -64,7 +64,7 @@ class Server:
 
     def __init__(self, settings: Settings, pool=None) -> None:
         self.settings = settings
-        self.pool = pool or hbase_store.connection_pool(settings.host, settings.thrift_port, size=4)
+        self.pool = pool or hbase_store.connection_pool(settings.host_of("thrift_port"), settings.thrift_port, size=4)
 
     def query(self, view: View, key: str, from_ms: int, to_ms: int) -> Answer:
         if to_ms <= from_ms:

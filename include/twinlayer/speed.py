@@ -171,7 +171,7 @@ def dead_letter_sink(bootstrap: str, options: SpeedOptions, metrics=None):
 def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None,
                       views: tuple[View, ...] = VIEWS) -> list[StreamingQuery]:
     """Start the three queries; the caller awaits and stops them."""
-    pool = hbase_store.connection_pool(settings.host, settings.thrift_port)
+    pool = hbase_store.connection_pool(settings.host_of("thrift_port"), settings.thrift_port)
     hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
     epoch, starting = _plan_start(spark, options)
     mapping = campaign_mapping(spark).cache()

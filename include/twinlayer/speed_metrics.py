@@ -48,8 +48,12 @@ class SpeedMetrics:
         self.cells_written = Counter(PREFIX + "view_rows_written", "View rows written to HBase", ["view"], registry=r)
         self.max_window_end = Gauge(PREFIX + "max_window_end_timestamp_seconds",
                                     "End of the newest window written to HBase", registry=r)
+        self.freshness = Histogram(PREFIX + "freshness_seconds",
+                                   "From a window's end to the first write of it to HBase after that end",
+                                   buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120), registry=r)
         self.dlq = Counter(PREFIX + "dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self._newest_window_end = 0.0
+        self._closed_seen: dict[str, float] = {}
 
     # sinks ------------------------------------------------------------------------------------------------------
     def hbase_attempt(self, seconds: float, error: BaseException | None) -> None:
@@ -63,11 +67,21 @@ class SpeedMetrics:
 
         catalog = by_name()
         newest = 0
+        now = time.time()
+        closed_ends: dict[str, set[float]] = {}
         for mutation in mutations:
             view, _, start = parse_row_key(mutation.row)
             self.cells_written.labels(view).inc()
             if view in catalog:
-                newest = max(newest, start + catalog[view].window_ms)
+                end = start + catalog[view].window_ms
+                newest = max(newest, end)
+                if end / 1000 <= now:
+                    closed_ends.setdefault(view, set()).add(end / 1000)
+        for view, ends in closed_ends.items():
+            # each window end counts once: at the first write after it, when the window became complete in HBase
+            for end in sorted(e for e in ends if e > self._closed_seen.get(view, 0)):
+                self.freshness.observe(now - end)
+            self._closed_seen[view] = max(self._closed_seen.get(view, 0), *ends)
         if newest / 1000 > self._newest_window_end:
             self._newest_window_end = newest / 1000
             self.max_window_end.set(self._newest_window_end)

@@ -83,16 +83,16 @@ def _http_ok(url: str, timeout: float = 3.0) -> bytes:
     return response.content
 
 
-def _port_open(settings: Settings, port: int) -> None:
+def _port_open(settings: Settings, port: int, host: str | None = None) -> None:
     """Fails fast while nothing listens yet, before a client library's own (long) connection timeouts."""
-    with socket.create_connection((settings.host, port), timeout=2):
+    with socket.create_connection((host or settings.host, port), timeout=2):
         pass
 
 
 def check_kafka(settings: Settings) -> None:
     from kafka import KafkaAdminClient
 
-    _port_open(settings, settings.kafka_port)
+    _port_open(settings, settings.kafka_port, settings.host_of("kafka_port"))
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000,
                              client_id="twinlayer-health")
     try:
@@ -106,8 +106,8 @@ def check_kafka(settings: Settings) -> None:
 def check_hbase(settings: Settings) -> None:
     import happybase
 
-    _port_open(settings, settings.thrift_port)
-    connection = happybase.Connection(settings.host, settings.thrift_port, timeout=5000, autoconnect=False)
+    _port_open(settings, settings.thrift_port, settings.host_of("thrift_port"))
+    connection = happybase.Connection(settings.host_of("thrift_port"), settings.thrift_port, timeout=5000, autoconnect=False)
     try:
         connection.open()
         connection.tables()
@@ -149,6 +149,10 @@ def check_serving(settings: Settings) -> None:
     _http_ok(f"{settings.url('serving_port')}/healthz")
 
 
+def check_alert_log(settings: Settings) -> None:
+    _http_ok(f"{settings.url('alert_log_port')}/healthz")
+
+
 def check_listening(port_field: str) -> Callable[[Settings], None]:
     def check(settings: Settings) -> None:
         _port_open(settings, getattr(settings, port_field))
@@ -170,6 +174,7 @@ PROBES: dict[str, Callable[[Settings], None]] = {
     "airflow": check_airflow,
     "speed-layer": check_speed_layer,
     "serving": check_serving,
+    "alert-log": check_alert_log,
 }
 
 
@@ -296,6 +301,9 @@ def services(settings: Settings) -> list[Service]:
         Service("serving", [sys.executable, "-m", "uvicorn", "--factory", "twinlayer.api:create_app",
                             "--host", settings.host, "--port", str(settings.serving_port), "--no-access-log"],
                 check_serving, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 60, 50),
+        Service("alert-log", [sys.executable, "-m", "uvicorn", "--factory", "twinlayer.alert_log:create_app",
+                              "--host", settings.host, "--port", str(settings.alert_log_port), "--no-access-log"],
+                check_alert_log, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 60, 30),
         Service("airflow-api-server", [airflow, "api-server"], check_airflow, af_env, 150, 40),
         Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
         Service("airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40),
@@ -412,7 +420,7 @@ class Stack:
         taken = []
         for field in ("kafka_port", "kafka_controller_port", "zookeeper_port", "thrift_port", "prometheus_port",
                       "alertmanager_port", "pushgateway_port", "airflow_port", "speed_metrics_port",
-                      "serving_port"):
+                      "serving_port", "alert_log_port"):
             try:
                 _port_open(s, getattr(s, field))
             except OSError:

@@ -260,9 +260,16 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     late["event_id"] = late["event_id"] + "-late"  # new events, arriving after the hour was published
     key = late["campaign_id"].iloc[0]
     before = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
+    assert pipeline.late_hours(settings) == []
     plant_epoch(spark, settings, late, tmp_path)
+    assert pipeline.late_hours(settings) == [{"hour": batch.hour_label(hour), "hour_ms": hour,
+                                              "recomputed": old_version, "archived": old_version + len(late)}]
+    state = pipeline.export_state_metrics(settings)
+    assert state["late_hours"] == 1 and state["late_records"] == len(late)
+    assert pushed_value(settings, "twinlayer_batch_late_records") == len(late)
 
     entry = run_hour(settings, hour)
+    assert pipeline.late_hours(settings) == []
     assert entry["version"] == old_version + len(late) and entry["previous"][0] == old_version
     after = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
     total = lambda answer: sum(w["views"] for w in answer["windows"])  # noqa: E731
@@ -272,3 +279,38 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     rolled = batch.rollback(batch.batch_pool(settings, 1), settings, hour)
     assert rolled["version"] == old_version and rolled["rolled_back_from"] == entry["version"]
     assert server.query(view, key, hour, hour + batch.HOUR_MS).as_dict() == before
+
+
+def test_archive_counts_without_spark_equal_the_batch_versions(lambda_run, spark):
+    from twinlayer.archive import hour_counts
+    from twinlayer.speed import read_archive
+
+    settings = lambda_run.settings
+    by_spark = {r.event_hour: r["count"] for r in
+                read_archive(spark, settings.archive_dir).groupBy("event_hour").count().collect()}
+    assert hour_counts(settings.archive_dir) == by_spark
+    assert all(by_spark.get(batch.hour_label(h), 0) > 0 for h in lambda_run.hours)
+
+
+def test_archive_quality_counts_orphans_and_fails_on_a_missing_committed_file(lambda_run, spark):
+    from twinlayer.archive import committed_files
+
+    settings = lambda_run.settings
+    hour = lambda_run.hours[0]
+    clean = pipeline.check_archive(settings, hour)
+    assert clean["missing_files"] == [] and clean["raw_rows"] > 0
+    epoch = archive_epochs(settings.archive_dir)[0]
+    committed = sorted(committed_files(epoch))
+    orphan = committed[0].parent / "part-99999-left-by-a-crashed-batch.c000.snappy.parquet"
+    orphan.write_bytes(committed[0].read_bytes())
+    hidden = committed[-1].with_name(committed[-1].name + ".moved")
+    committed[-1].rename(hidden)
+    try:
+        with pytest.raises(QualityGateFailed, match="committed file missing"):
+            pipeline.check_archive(settings, hour)
+        assert pushed_value(settings, "twinlayer_archive_missing_files") == 1
+        assert pushed_value(settings, "twinlayer_archive_orphan_files") == clean["orphan_files"] + 1
+    finally:
+        hidden.rename(committed[-1])
+        orphan.unlink()
+    assert pipeline.archive_integrity(settings)["missing_files"] == []

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests import truth
-from twinlayer import batch
+from twinlayer import batch, pipeline
 from twinlayer.airflow_api import AirflowClient
 from twinlayer.serving import Server
 from twinlayer.generator import Workload, produce
@@ -31,12 +31,14 @@ def unused_past_hours(spark, settings, n: int = 1) -> int:
 
 def archive_past_events(spark, settings, first_hour: int, count: int, hours: int = 1, seed: int = 31) -> None:
     """Send ``count`` events spread over ``hours`` past hours to the stack's topic and wait until archived."""
+    labels = [batch.hour_label(first_hour + i * batch.HOUR_MS) for i in range(hours)]
+    already = archived_count(spark, settings, labels)
     ticks = iter(range(count))
     span = hours * batch.HOUR_MS - 60_000
     produce(settings.kafka_bootstrap, settings.events_topic,
             Workload(rate=0, count=count, duplicate_fraction=0.05, seed=seed),
             clock=lambda: first_hour + 1000 + next(ticks) * span // count)
-    labels = [batch.hour_label(first_hour + i * batch.HOUR_MS) for i in range(hours)]
+    count += already
     deadline = time.monotonic() + 120
     while True:  # the stack's speed layer archives them (late for its views, which is the batch layer's job)
         archive = read_archive(spark, settings.archive_dir)
@@ -44,6 +46,11 @@ def archive_past_events(spark, settings, first_hour: int, count: int, hours: int
             return
         assert time.monotonic() < deadline, "the stack's speed layer did not archive the events"
         time.sleep(3)
+
+
+def archived_count(spark, settings, labels) -> int:
+    archive = read_archive(spark, settings.archive_dir)
+    return 0 if archive is None else archive.where(archive.event_hour.isin(labels)).count()
 
 
 def batch_cells_of(settings, first_hour: int, hours: int) -> dict:
@@ -100,3 +107,28 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
     assert set(again.values()) == {"success"}
     assert batch_cells_of(settings, first, 3) == cells
     assert Server(settings).publications() == publications
+
+
+def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(stack, settings, spark):
+    hour = unused_past_hours(spark, settings)
+    label = batch.hour_label(hour)
+    archive_past_events(spark, settings, hour, 1000, seed=51)
+    client = AirflowClient(settings.url("airflow_port"))
+    first = client.run_interval(DAG_ID, hour, hour + batch.HOUR_MS, f"test_{label}_{int(time.time())}")
+    assert first["state"] == "success", first["tasks"]
+    version = Server(settings).publications()[label]["version"]
+    assert label not in {h["hour"] for h in pipeline.late_hours(settings)}
+
+    archive_past_events(spark, settings, hour, 200, seed=52)  # later than any watermark: only the archive has them
+    late = {h["hour"]: h for h in pipeline.late_hours(settings)}
+    assert late[label]["recomputed"] == version and late[label]["archived"] == version + 200
+
+    now_ms = int(time.time() * 1000)  # the finder looks at the whole archive: its data interval does not matter
+    with client.unpaused(DAG_ID):
+        finder = client.run_interval("twinlayer_late_recompute", now_ms - 60_000, now_ms, f"test_late_{now_ms}")
+        assert finder["state"] == "success", finder["tasks"]
+        rerun = client.wait(DAG_ID, f"late__{label}__{version + 200}", timeout=600)
+    assert rerun["state"] == "success", rerun["tasks"]
+    entry = Server(settings).publications()[label]
+    assert entry["version"] == version + 200 and entry["previous"][0] == version
+    assert label not in {h["hour"] for h in pipeline.late_hours(settings)}

@@ -68,3 +68,27 @@ def test_progress_event_becomes_metrics():
     assert 'twinlayer_speed_kafka_lag_records{partition="1",query="views",topic="events"} 0.0' in text
     assert 'twinlayer_speed_batch_id{query="views"} 12.0' in text
     assert 'twinlayer_speed_watermark_timestamp_seconds{query="views"} 1.7954784e+09' in text
+
+
+def test_freshness_counts_each_closed_window_once_at_its_first_write(monkeypatch):
+    import time as clock
+
+    from twinlayer.hbase_store import Mutation, row_key
+
+    metrics = SpeedMetrics()
+    now = 1_790_000_100.0
+    monkeypatch.setattr(clock, "time", lambda: now)
+
+    def write(*window_starts_s):
+        metrics.views_written([Mutation(row_key("campaign_views_10s", "c1", int(s * 1000)), {}, 1)
+                               for s in window_starts_s])
+
+    write(now - 13, now - 23, now - 5)  # two closed windows (ended 3 s and 13 s ago), one still open
+    write(now - 13)  # an update of a window already counted: not observed again
+    sample = {s.name: s.value for f in metrics.freshness.collect() for s in f.samples}
+    assert sample["twinlayer_speed_freshness_seconds_count"] == 2
+    assert sample["twinlayer_speed_freshness_seconds_sum"] == pytest.approx(3 + 13)
+    now += 10
+    write(now - 12)  # the next window, closed 2 s ago
+    sample = {s.name: s.value for f in metrics.freshness.collect() for s in f.samples}
+    assert sample["twinlayer_speed_freshness_seconds_count"] == 3

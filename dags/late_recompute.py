@@ -1,0 +1,51 @@
+"""
+### Late-data recompute
+
+Every half hour: which closed hours hold more archived records than their last recompute read? Those hours received
+events after they were recomputed — events later than the speed layer's watermark, which it dropped and counted in
+`twinlayer_speed_late_events_dropped`. For each such hour this DAG triggers a run of **twinlayer_recompute** for
+exactly that hour (its data interval), which gates, recomputes, publishes the new version (the old one stays for
+rollback) and measures it like any other run. Hours that received nothing late are left alone.
+
+The triggered run id is `late__<hour>__<archived records>`: a second look at an unchanged archive triggers nothing
+new. `twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows what is waiting.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+from common.assets import BATCH_VIEWS
+
+
+@dag(
+    dag_id="twinlayer_late_recompute",
+    schedule="15,45 * * * *",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["twinlayer", "batch", "late-data"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    doc_md=__doc__,
+)
+def twinlayer_late_recompute():
+    @task(inlets=[BATCH_VIEWS])
+    def find_late_hours() -> list[dict]:
+        from twinlayer.config import load_settings
+        from twinlayer.pipeline import late_hours, recompute_requests
+
+        stale = late_hours(load_settings())
+        for item in stale:
+            print(f"{item['hour']}: recomputed from {item['recomputed']} records, the archive now holds "
+                  f"{item['archived']}")
+        return recompute_requests(stale)
+
+    TriggerDagRunOperator.partial(
+        task_id="recompute_late_hour",
+        trigger_dag_id="twinlayer_recompute",
+        skip_when_already_exists=True,
+    ).expand_kwargs(find_late_hours())
+
+
+twinlayer_late_recompute()
