@@ -560,10 +560,16 @@ class Stack:
             rpc.shutdown()
         self._wait(lambda: pid is None or not _alive(pid), 60, "supervisord to exit")
 
+    def stop(self, name: str) -> None:
+        """Stop one service; the supervisor keeps it stopped until ``start``."""
+        self._rpc().stopProcess(name, True)
+
+    def start(self, name: str) -> None:
+        self._rpc().startProcess(name, True)
+
     def restart(self, name: str) -> None:
-        rpc = self._rpc()
-        rpc.stopProcess(name, True)
-        rpc.startProcess(name, True)
+        self.stop(name)
+        self.start(name)
 
     @staticmethod
     def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
