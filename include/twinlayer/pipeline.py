@@ -95,11 +95,11 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict) -> GateResul
 
 def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
     push_gauges(settings, JOB, "twinlayer_batch_gate_last_run_timestamp_seconds", "When the gate last ran",
-                {(result.gate,): time.time()}, ("gate",), {"gate": f"{result.gate}_last_run"})
+                {(result.gate,): time.time()}, ("gate",), {"gate": result.gate, "metric": "gate_last_run"})
     push_gauges(settings, JOB, "twinlayer_batch_gate_success", "1 when the last run of the quality gate passed",
                 {(result.gate,): 1.0 if result.success else 0.0}, ("gate",), {"gate": result.gate})
     push_gauges(settings, JOB, "twinlayer_batch_gate_failed_expectations", "Expectations failed in the last run",
-                {(result.gate,): float(len(result.failures))}, ("gate",), {"gate": f"{result.gate}_failures"})
+                {(result.gate,): float(len(result.failures))}, ("gate",), {"gate": result.gate, "metric": "gate_failures"})
     for failure in result.failures:
         log.error("%s gate, hour %s: %s", result.gate, batch.hour_label(hour_ms), failure)
 

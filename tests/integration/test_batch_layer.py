@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 
 import happybase
 import pytest
@@ -39,7 +40,7 @@ def lambda_run(stack, settings, tmp_path_factory):
     local = dataclasses.replace(settings, state_dir=root / "state", speed_table=run.table,
                                 batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"))
     run.args[run.args.index("--archive-dir") + 1] = str(local.archive_dir)
-    now_ms = int(__import__("time").time() * 1000)
+    now_ms = int(time.time() * 1000)
     first_hour = now_ms - now_ms % batch.HOUR_MS - (HOURS + 1) * batch.HOUR_MS
     count = 9000
     ticks = iter(range(count * 2))
@@ -52,8 +53,6 @@ def lambda_run(stack, settings, tmp_path_factory):
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
         run.wait_until(lambda m: all(run.processed(q) >= len(records) for q in ("views", "archive", "dead_letters")),
                        240, "the speed layer to archive every record")
-        import time
-
         time.sleep(11)  # the archive query's next trigger commits its last files
     finally:
         run.stop()
@@ -82,10 +81,15 @@ def spark_submit_recompute(settings, start_ms, end_ms):
 
 
 def run_hour(settings, hour):
+    """The recompute DAG's steps for one hour, in its order."""
+    started = time.monotonic()
     raw_facts = pipeline.gate_raw(settings, hour).facts
     spark_submit_recompute(settings, hour, hour + batch.HOUR_MS)
     pipeline.gate_version(settings, hour, raw_facts)
-    return pipeline.publish_hour(settings, hour)
+    entry = pipeline.publish_hour(settings, hour)
+    pipeline.hour_drift(settings, hour)
+    pipeline.export_run_metrics(settings, hour, time.monotonic() - started)
+    return entry
 
 
 def batch_cells(settings):
