@@ -1,14 +1,16 @@
 """
 ### Late-data recompute
 
-Every half hour: which closed hours hold more archived records than their last recompute read? Those hours received
-events after they were recomputed — events later than the speed layer's watermark, which it dropped and counted in
-`twinlayer_speed_late_events_dropped`. For each such hour this DAG triggers a run of **twinlayer_recompute** for
-exactly that hour (its data interval), which gates, recomputes, publishes the new version (the old one stays for
-rollback) and measures it like any other run. Hours that received nothing late are left alone.
+Every half hour: which closed hours hold more archived records than their published version read? Those hours
+received events after they were recomputed — events later than the speed layer's watermark, which it dropped and
+counted in `twinlayer_speed_late_events_dropped_total` — or were never published because their hourly run found
+them empty or failed (counted once that run has had an hour). For each such hour of the last week this DAG
+triggers a run of **twinlayer_recompute** for exactly that hour (its data interval), which gates, recomputes,
+publishes the new version (the old one stays for rollback) and measures it like any other run.
 
 The triggered run id is `late__<hour>__<archived records>`: a second look at an unchanged archive triggers nothing
-new. `twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows what is waiting.
+new (so it does not undo a rollback either). `twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows
+what is waiting.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def twinlayer_late_recompute():
 
         stale = late_hours(load_settings())
         for item in stale:
-            print(f"{item['hour']}: recomputed from {item['recomputed']} records, the archive now holds "
+            print(f"{item['hour']}: published version read {item['published']} records, the archive now holds "
                   f"{item['archived']}")
         return recompute_requests(stale)
 

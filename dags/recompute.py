@@ -10,8 +10,8 @@ For the hour of the data interval:
    defined by the `AIRFLOW_CONN_TWINLAYER_SPARK` environment variable): the same view definitions as the speed
    layer, written to HBase as a new version of the hour;
 4. **validate_version** — Great Expectations on the new version (schema, ranges, totals equal the raw counts);
-5. **publish** — one atomic put moves the hour's pointer to the new version (the previous one stays for
-   `twinlayer rollback`), which moves the serving time boundary;
+5. **publish** — one atomic put moves the hour's pointer to the version the gate passed (the previous one stays
+   for `twinlayer rollback`; an older version never replaces a newer one), which moves the serving time boundary;
 6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
 7. **export_metrics** — rows, durations, last success;
 8. **expire_speed** — deletes the hour's speed cells: serving answers it from the batch layer now.
@@ -80,22 +80,22 @@ def twinlayer_recompute():
     )
 
     @task(retries=0)
-    def validate_version(raw_facts: dict, data_interval_start=None) -> None:
+    def validate_version(raw_facts: dict, data_interval_start=None) -> int:
         from twinlayer.config import load_settings
         from twinlayer.pipeline import gate_version
         from twinlayer.quality import QualityGateFailed
 
         try:
-            gate_version(load_settings(), _ms(data_interval_start), raw_facts)
+            return gate_version(load_settings(), _ms(data_interval_start), raw_facts).facts["version"]
         except QualityGateFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
     @task(outlets=[BATCH_VIEWS])
-    def publish(data_interval_start=None) -> dict:
+    def publish(version: int, data_interval_start=None) -> dict:
         from twinlayer.config import load_settings
         from twinlayer.pipeline import publish_hour
 
-        return publish_hour(load_settings(), _ms(data_interval_start))
+        return publish_hour(load_settings(), _ms(data_interval_start), version)
 
     @task
     def drift(data_interval_start=None) -> dict:
@@ -121,8 +121,9 @@ def twinlayer_recompute():
 
     raw_facts = validate_raw()
     hour_closed() >> raw_facts >> recompute
-    checked = validate_version(raw_facts)
-    recompute >> checked >> publish() >> drift() >> export_metrics() >> expire_speed()
+    version = validate_version(raw_facts)
+    recompute >> version
+    publish(version) >> drift() >> export_metrics() >> expire_speed()
 
 
 twinlayer_recompute()

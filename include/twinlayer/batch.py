@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from pathlib import Path
 from twinlayer import hbase_store
 from twinlayer.config import Settings
 from twinlayer.views import VIEWS, View
+
+log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 PUBLISH_ROW = b"~publish"
@@ -154,6 +157,11 @@ def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
         raise ValueError(f"nothing to publish for {hour_label(hour_ms)}: version {version}")
     current = published(pool, settings).get(hour_ms)
     if current and current["version"] == version:
+        return current
+    if current and current["version"] > version and "rolled_back_from" not in current:
+        # versions grow with the archive: a lower one is older data (a slower run of the same hour); keep the newer
+        log.warning("%s: version %d is published, not replacing it with the older %d", hour_label(hour_ms),
+                    current["version"], version)
         return current
     history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
     entry = {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}

@@ -119,7 +119,7 @@ def print_urls(stack: Stack) -> None:
     print(f"   Pushgateway           {s.url('pushgateway_port')}/")
     print(f"   speed-layer metrics   {s.url('speed_metrics_port')}/metrics")
     print(f"   Kafka                 {s.kafka_bootstrap}  (topics {s.events_topic}, {s.dlq_topic})")
-    print(f"   HBase Thrift          {s.address("thrift_port")}  (table {s.speed_table})")
+    print(f"   HBase Thrift          {s.address('thrift_port')}  (table {s.speed_table})")
     print(f"   archive               {s.archive_dir}")
     print(f"   logs                  {s.logs_dir}/   (make logs)")
     print("   stop with             make down")

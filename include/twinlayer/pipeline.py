@@ -83,11 +83,14 @@ def gate_raw(settings: Settings, hour_ms: int, gate: str = "raw", reconcile: boo
 
 
 def gate_version(settings: Settings, hour_ms: int, raw_facts: dict) -> GateResult:
+    """Validate the version the recompute just wrote; ``facts["version"]`` names it, and is what publish must
+    publish (another run of the same hour may write a newer run record meanwhile)."""
     import pandas as pd
 
-    record = read_run_record(settings, hour_ms)
-    snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, record["version"]))
+    version = read_run_record(settings, hour_ms)["version"]
+    snapshot = pd.read_parquet(batch.snapshot_path(settings, hour_ms, version))
     result = validate_version(snapshot, raw_facts)
+    result.facts["version"] = version
     push_gate(settings, hour_ms, result)
     result.raise_if_failed()
     return result
@@ -104,10 +107,11 @@ def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
         log.error("%s gate, hour %s: %s", result.gate, batch.hour_label(hour_ms), failure)
 
 
-def publish_hour(settings: Settings, hour_ms: int) -> dict:
-    record = read_run_record(settings, hour_ms)
+def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -> dict:
+    """Publish ``version`` (the one the view gate passed; by default the run record's)."""
+    version = read_run_record(settings, hour_ms)["version"] if version is None else version
     pool = batch.batch_pool(settings, size=1)
-    entry = batch.publish(pool, settings, hour_ms, record["version"])
+    entry = batch.publish(pool, settings, hour_ms, version)
     push_boundary(settings, batch.boundary(batch.published(pool, settings)))
     return entry
 
@@ -203,29 +207,31 @@ def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] 
 # --- the archive against what was recomputed: late data, integrity, state metrics --------------------------------
 
 
-def last_recomputes(settings: Settings) -> dict[int, int]:
-    """Hour start → the version (archived records) its last recompute read, from the run records."""
-    runs = settings.batch_dir / "runs"
-    found = {}
-    for path in sorted(runs.glob("*.json")) if runs.is_dir() else []:
-        record = json.loads(path.read_text())
-        if record.get("version"):
-            found[batch.hour_start(record["hour"])] = int(record["version"])
-    return found
+UNPUBLISHED_GRACE_MS = batch.HOUR_MS  # an hour never published is the hourly run's to do first
+LOOKBACK_MS = 7 * 24 * batch.HOUR_MS  # older hours are for an explicit backfill
 
 
-def late_hours(settings: Settings, now_ms: int | None = None) -> list[dict]:
-    """Closed hours whose archive holds more records than their last recompute read: late events arrived since.
-    Oldest first, each {"hour", "hour_ms", "recomputed", "archived"}."""
+def late_hours(settings: Settings, now_ms: int | None = None, counts: dict[str, int] | None = None,
+               publications: dict[int, dict] | None = None) -> list[dict]:
+    """Closed hours whose archive holds more records than their published version read: events arrived after the
+    hour was recomputed (or, for an hour never published, after its hourly run found it empty or failed). Oldest
+    first, each {"hour", "hour_ms", "published", "archived"}; "published" is 0 for an hour never published, which
+    counts only once its hourly run has had an hour to do it. Hours older than a week are left to backfills."""
     from twinlayer.archive import hour_counts
 
-    counts = hour_counts(settings.archive_dir)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    counts = hour_counts(settings.archive_dir) if counts is None else counts
+    if publications is None:
+        publications = batch.published(batch.batch_pool(settings, size=1), settings)
     stale = []
-    for hour_ms, version in sorted(last_recomputes(settings).items()):
-        archived = counts.get(batch.hour_label(hour_ms), 0)
-        if archived > version and hour_is_closed(settings, hour_ms + batch.HOUR_MS, now_ms):
-            stale.append({"hour": batch.hour_label(hour_ms), "hour_ms": hour_ms, "recomputed": version,
-                          "archived": archived})
+    for label, archived in sorted(counts.items()):
+        hour_ms = batch.hour_start(label)
+        entry = publications.get(hour_ms)
+        grace = CLOSE_GRACE_MS if entry else UNPUBLISHED_GRACE_MS
+        if now_ms - LOOKBACK_MS <= hour_ms and now_ms >= hour_ms + batch.HOUR_MS + grace:
+            version = entry["version"] if entry else 0
+            if archived > version:
+                stale.append({"hour": label, "hour_ms": hour_ms, "published": version, "archived": archived})
     return stale
 
 
@@ -244,6 +250,9 @@ def recompute_requests(stale: list[dict], now_ms: int | None = None) -> list[dic
              "run_after": iso(item["hour_ms"] + batch.HOUR_MS)} for i, item in enumerate(stale)]
 
 
+ORPHAN_AFTER_S = 600
+
+
 def archive_integrity(settings: Settings) -> dict:
     """Committed files that are missing (the batch layer would fail on them) and files on disk no commit lists
     (left by a micro-batch that crashed before its commit: harmless, never read)."""
@@ -251,11 +260,13 @@ def archive_integrity(settings: Settings) -> dict:
     from twinlayer.speed import archive_epochs
 
     missing, orphans, committed_count = [], [], 0
+    settled = time.time() - ORPHAN_AFTER_S  # younger files may belong to a micro-batch about to commit
     for epoch in archive_epochs(settings.archive_dir):
         committed = set(committed_files(epoch))
         committed_count += len(committed)
         missing += [str(p) for p in committed if not p.exists()]
-        orphans += [str(p) for p in epoch.glob("event_hour=*/*.parquet") if p not in committed]
+        orphans += [str(p) for p in epoch.glob("event_hour=*/*.parquet")
+                    if p not in committed and p.stat().st_mtime < settled]
     return {"committed_files": committed_count, "missing_files": sorted(missing), "orphan_files": sorted(orphans)}
 
 
@@ -281,19 +292,19 @@ def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
     from twinlayer.archive import hour_counts
 
     counts = hour_counts(settings.archive_dir)
-    stale = late_hours(settings, now_ms)
     publications = batch.published(batch.batch_pool(settings, size=1), settings)
+    stale = late_hours(settings, now_ms, counts, publications)
     state = {"archive_records": sum(counts.values()), "archive_hours": len(counts),
              "published_hours": len(publications), "late_hours": len(stale),
-             "late_records": sum(s["archived"] - s["recomputed"] for s in stale),
+             "late_records": sum(s["archived"] - s["published"] for s in stale),
              "boundary_ms": batch.boundary(publications)}
     gauges = {
         "twinlayer_archive_records": ("Records in the master dataset", state["archive_records"]),
         "twinlayer_archive_hours": ("Hours the master dataset holds records of", state["archive_hours"]),
         "twinlayer_batch_published_hours": ("Hours with a published batch version", state["published_hours"]),
-        "twinlayer_batch_late_hours": ("Closed hours that received events after their last recompute",
+        "twinlayer_batch_late_hours": ("Closed hours whose archive holds more than their published version",
                                        state["late_hours"]),
-        "twinlayer_batch_late_records": ("Archived records not yet in a recomputed version", state["late_records"]),
+        "twinlayer_batch_late_records": ("Archived records not yet in a published version", state["late_records"]),
     }
     for metric, (doc, value) in gauges.items():
         push_gauges(settings, JOB, metric, doc, {(): float(value)}, (), {"metric": metric.removeprefix("twinlayer_")})

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from pyspark.sql.streaming import StreamingQueryListener
 
 PREFIX = "twinlayer_speed_"
+VIEWS_QUERY = "views"
 log = logging.getLogger(__name__)
 
 
@@ -49,11 +50,12 @@ class SpeedMetrics:
         self.max_window_end = Gauge(PREFIX + "max_window_end_timestamp_seconds",
                                     "End of the newest window written to HBase", registry=r)
         self.freshness = Histogram(PREFIX + "freshness_seconds",
-                                   "From a window's end to the first write of it to HBase after that end",
+                                   "From a window's end to the end of the micro-batch whose newest event passed it "
+                                   "(the window's events up to then are in HBase)",
                                    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120), registry=r)
         self.dlq = Counter(PREFIX + "dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self._newest_window_end = 0.0
-        self._closed_seen: dict[str, float] = {}
+        self._frontier_ms: int | None = None
 
     # sinks ------------------------------------------------------------------------------------------------------
     def hbase_attempt(self, seconds: float, error: BaseException | None) -> None:
@@ -67,24 +69,33 @@ class SpeedMetrics:
 
         catalog = by_name()
         newest = 0
-        now = time.time()
-        closed_ends: dict[str, set[float]] = {}
         for mutation in mutations:
             view, _, start = parse_row_key(mutation.row)
             self.cells_written.labels(view).inc()
             if view in catalog:
-                end = start + catalog[view].window_ms
-                newest = max(newest, end)
-                if end / 1000 <= now:
-                    closed_ends.setdefault(view, set()).add(end / 1000)
-        for view, ends in closed_ends.items():
-            # each window end counts once: at the first write after it, when the window became complete in HBase
-            for end in sorted(e for e in ends if e > self._closed_seen.get(view, 0)):
-                self.freshness.observe(now - end)
-            self._closed_seen[view] = max(self._closed_seen.get(view, 0), *ends)
+                newest = max(newest, start + catalog[view].window_ms)
         if newest / 1000 > self._newest_window_end:
             self._newest_window_end = newest / 1000
             self.max_window_end.set(self._newest_window_end)
+
+    def observe_freshness(self, max_event_time: str | None, now: float | None = None) -> None:
+        """After a micro-batch of the views query: every window end that its newest event time passed holds, in
+        HBase, every in-order event up to that end (the batch wrote before reporting progress); each end counts
+        once, with its age. The first batch after a start only sets the frontier."""
+        from twinlayer.views import VIEWS
+
+        if not max_event_time:
+            return
+        frontier = int(_iso_seconds(max_event_time) * 1000)
+        previous, self._frontier_ms = self._frontier_ms, max(frontier, self._frontier_ms or 0)
+        if previous is None or frontier <= previous:
+            return
+        now = time.time() if now is None else now
+        for window_ms in sorted({view.window_ms for view in VIEWS}):
+            end = (previous // window_ms + 1) * window_ms
+            while end <= frontier:
+                self.freshness.observe(max(now - end / 1000, 0))
+                end += window_ms
 
     def dead_letters(self, counts: dict[str, int]) -> None:
         for reason, count in counts.items():
@@ -103,6 +114,8 @@ class SpeedMetrics:
         total_ms = (p.get("durationMs") or {}).get("triggerExecution")
         if total_ms is not None and p.get("numInputRows", 0) > 0:
             self.batch_duration.labels(query).observe(total_ms / 1000)
+        if query == VIEWS_QUERY:
+            self.observe_freshness((p.get("eventTime") or {}).get("max"))
         watermark = (p.get("eventTime") or {}).get("watermark")
         if watermark:
             seconds = _iso_seconds(watermark)

@@ -121,7 +121,7 @@ def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(sta
 
     archive_past_events(spark, settings, hour, 200, seed=52)  # later than any watermark: only the archive has them
     late = {h["hour"]: h for h in pipeline.late_hours(settings)}
-    assert late[label]["recomputed"] == version and late[label]["archived"] == version + 200
+    assert late[label]["published"] == version and late[label]["archived"] == version + 200
 
     now_ms = int(time.time() * 1000)  # the finder looks at the whole archive: its data interval does not matter
     with client.unpaused(DAG_ID):

@@ -1,5 +1,6 @@
 """Settings and the rendered local-stack configuration (pure logic, no services)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,14 @@ def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
     from supervisor.datatypes import dict_of_key_value_pairs
 
     assert dict_of_key_value_pairs("""K=v,J='{"a": "b c"}'""") == {"K": "v", "J": '{"a": "b c"}'}
+
+
+def test_every_python_file_of_the_project_compiles():
+    """Modules no unit test imports (the demo, DAGs, docker scripts, benchmarks) still parse on this Python."""
+    from twinlayer.config import PROJECT_ROOT
+
+    files = [p for folder in ("include", "dags", "spark_jobs", "docker", "benchmarks", "tests", "scripts")
+             for p in (PROJECT_ROOT / folder).rglob("*.py")]
+    assert len(files) > 40
+    for path in files:
+        compile(path.read_text(), str(path), "exec")

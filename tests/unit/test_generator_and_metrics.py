@@ -1,5 +1,6 @@
 """The load generator's workload shape and the speed-layer metrics parsing (pure logic)."""
 
+import datetime as dt
 import json
 
 import pytest
@@ -70,25 +71,35 @@ def test_progress_event_becomes_metrics():
     assert 'twinlayer_speed_watermark_timestamp_seconds{query="views"} 1.7954784e+09' in text
 
 
-def test_freshness_counts_each_closed_window_once_at_its_first_write(monkeypatch):
-    import time as clock
-
-    from twinlayer.hbase_store import Mutation, row_key
-
+def test_freshness_counts_each_window_end_once_when_the_views_query_passes_it():
     metrics = SpeedMetrics()
-    now = 1_790_000_100.0
-    monkeypatch.setattr(clock, "time", lambda: now)
 
-    def write(*window_starts_s):
-        metrics.views_written([Mutation(row_key("campaign_views_10s", "c1", int(s * 1000)), {}, 1)
-                               for s in window_starts_s])
+    def progress(max_event, now):
+        metrics.observe_freshness(max_event, now=now)
+        return {s.name: s.value for f in metrics.freshness.collect() for s in f.samples}
 
-    write(now - 13, now - 23, now - 5)  # two closed windows (ended 3 s and 13 s ago), one still open
-    write(now - 13)  # an update of a window already counted: not observed again
-    sample = {s.name: s.value for f in metrics.freshness.collect() for s in f.samples}
+    base = 1_790_000_040  # a multiple of 60 s
+
+    def iso(seconds):
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+
+    assert progress(iso(base + 5), now=base + 6)["twinlayer_speed_freshness_seconds_count"] == 0  # sets the frontier
+    sample = progress(iso(base + 25), now=base + 27)  # passes the 10 s ends base+10, base+20
     assert sample["twinlayer_speed_freshness_seconds_count"] == 2
-    assert sample["twinlayer_speed_freshness_seconds_sum"] == pytest.approx(3 + 13)
-    now += 10
-    write(now - 12)  # the next window, closed 2 s ago
-    sample = {s.name: s.value for f in metrics.freshness.collect() for s in f.samples}
-    assert sample["twinlayer_speed_freshness_seconds_count"] == 3
+    assert sample["twinlayer_speed_freshness_seconds_sum"] == pytest.approx((27 - 10) + (27 - 20))
+    sample = progress(iso(base + 24), now=base + 30)  # an older max moves nothing
+    assert sample["twinlayer_speed_freshness_seconds_count"] == 2
+    sample = progress(iso(base + 61), now=base + 63)  # 10 s ends 30..60 and the 60 s end at base+60
+    assert sample["twinlayer_speed_freshness_seconds_count"] == 2 + 4 + 1
+    assert sample["twinlayer_speed_freshness_seconds_sum"] == pytest.approx(
+        24 + sum(63 - e for e in (30, 40, 50, 60)) + (63 - 60))
+
+
+def test_progress_of_the_views_query_feeds_freshness():
+    metrics = SpeedMetrics()
+    for max_event in ("2026-11-24T00:00:05.000Z", "2026-11-24T00:00:15.000Z"):
+        metrics.record_progress({"name": "views", "batchId": 1, "numInputRows": 1,
+                                 "eventTime": {"max": max_event, "watermark": "2026-11-24T00:00:00.000Z"}})
+        metrics.record_progress({"name": "archive", "batchId": 1, "numInputRows": 1,
+                                 "eventTime": {"max": "2026-11-24T00:59:00.000Z"}})
+    assert 'twinlayer_speed_freshness_seconds_count 1.0' in generate_latest(metrics.registry).decode()
