@@ -24,8 +24,14 @@ class AirflowClient:
         token = self.session.get(f"{self.base}/auth/token", timeout=timeout).json()["access_token"]
         self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def _call(self, method: str, path: str, **kwargs) -> dict:
-        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=self.timeout, **kwargs)
+    def _call(self, method: str, path: str, attempts: int = 1, **kwargs) -> dict:
+        """One API call; ``attempts`` > 1 retries an HTTP 503 (the embedded stack's SQLite refuses some writes, e.g.
+        creating a backfill, while the scheduler holds its lock)."""
+        for attempt in range(1, attempts + 1):
+            response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=self.timeout, **kwargs)
+            if response.status_code != 503 or attempt == attempts:
+                break
+            time.sleep(3 * attempt)
         if response.status_code >= 400:
             raise RuntimeError(f"Airflow API {method} {path}: HTTP {response.status_code} {response.text[:500]}")
         return response.json()
@@ -45,7 +51,7 @@ class AirflowClient:
         returns {logical date ms: run state}."""
         started = time.monotonic()
         with self.unpaused(dag_id):
-            backfill = self._call("POST", "/backfills", json={
+            backfill = self._call("POST", "/backfills", attempts=6, json={
                 "dag_id": dag_id, "from_date": _iso(from_ms), "to_date": _iso(to_ms), "max_active_runs": 2,
                 "reprocess_behavior": "completed" if reprocess else "none"})
             while not self._call("GET", f"/backfills/{backfill['id']}").get("completed_at"):
