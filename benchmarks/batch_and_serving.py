@@ -23,18 +23,17 @@ import time
 from pathlib import Path
 
 import requests
-
-from twinlayer.config import load_settings
+from twinlayer.model.config import load_settings
 
 SETTINGS = load_settings()
 
 
 def batch(args) -> None:
     from pyspark.sql import functions as F
-
-    from twinlayer import events as ev
-    from twinlayer.batch import HOUR_MS, hour_label, recompute_hour
-    from twinlayer.spark import build_session
+    from twinlayer.batch.recompute import recompute_hour
+    from twinlayer.model import events as ev
+    from twinlayer.model.hours import HOUR_MS, hour_label
+    from twinlayer.runtime.spark import build_session
 
     root = Path(tempfile.mkdtemp(prefix="twinlayer-bench-batch-"))
     settings = dataclasses.replace(SETTINGS, state_dir=root, batch_table=f"bench_batch_{int(time.time())}")
@@ -76,8 +75,8 @@ def batch(args) -> None:
 
 
 def serving(args) -> None:
-    from twinlayer.events import campaign_ids
-    from twinlayer.generator import Workload, produce
+    from twinlayer.localstack.generator import Workload, produce
+    from twinlayer.model.events import campaign_ids
 
     campaigns = campaign_ids()
     sender = threading.Thread(target=produce, daemon=True, args=(

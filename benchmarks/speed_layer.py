@@ -27,12 +27,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import requests
-
-from twinlayer import events as ev
-from twinlayer.config import PROJECT_ROOT, load_settings
-from twinlayer.generator import EventFactory, LibrdkafkaSender, Workload, paced, produce
-from twinlayer.hbase_store import connection_pool, parse_row_key
-from twinlayer.speed import ensure_topics
+from twinlayer.localstack.generator import (
+    EventFactory,
+    LibrdkafkaSender,
+    Workload,
+    paced,
+    produce,
+)
+from twinlayer.model import events as ev
+from twinlayer.model.config import PROJECT_ROOT, load_settings
+from twinlayer.storage.hbase import connection_pool, parse_row_key
+from twinlayer.storage.kafka import ensure_topics
 
 SETTINGS = load_settings()
 
@@ -67,9 +72,9 @@ def _wait_active(port: int, process: subprocess.Popen, timeout: float = 240) -> 
 
 
 def _spark_drain_rate(topic: str, events: int, parse: bool) -> float:
-    from twinlayer.spark import build_session
-    from twinlayer.speed import kafka_stream
-    from twinlayer.transforms import campaign_mapping, parse_events
+    from twinlayer.runtime.spark import build_session
+    from twinlayer.speed.parse import campaign_mapping, parse_events
+    from twinlayer.speed.stream import kafka_stream
 
     spark = build_session("benchmark-ceiling", SETTINGS)
     spark.sparkContext.setLogLevel("ERROR")

@@ -35,12 +35,12 @@ from common.assets import RAW_ARCHIVE
 def twinlayer_archive_quality():
     @task(retries=0, inlets=[RAW_ARCHIVE])
     def check_archive(data_interval_end=None) -> dict:
-        from twinlayer.batch import HOUR_MS
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import check_archive
-        from twinlayer.quality import QualityGateFailed
+        from twinlayer.batch.gates import check_archive
+        from twinlayer.batch.quality import QualityGateFailed
+        from twinlayer.model.config import load_settings
+        from twinlayer.model.hours import HOUR_MS, floor_hour
 
-        hour_ms = int(data_interval_end.timestamp() * 1000) // HOUR_MS * HOUR_MS - HOUR_MS
+        hour_ms = floor_hour(int(data_interval_end.timestamp() * 1000)) - HOUR_MS
         try:
             return check_archive(load_settings(), hour_ms)
         except QualityGateFailed as exc:

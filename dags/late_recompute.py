@@ -34,8 +34,8 @@ from common.assets import BATCH_VIEWS
 def twinlayer_late_recompute():
     @task(inlets=[BATCH_VIEWS])
     def find_late_hours() -> list[dict]:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import late_hours, recompute_requests
+        from twinlayer.batch.late import late_hours, recompute_requests
+        from twinlayer.model.config import load_settings
 
         stale = late_hours(load_settings())
         for item in stale:

@@ -26,8 +26,8 @@ from airflow.sdk import dag, task
 def twinlayer_metric_export():
     @task
     def export_state() -> dict:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import export_state_metrics
+        from twinlayer.batch.report import export_state_metrics
+        from twinlayer.model.config import load_settings
 
         return export_state_metrics(load_settings())
 

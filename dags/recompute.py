@@ -28,8 +28,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import PokeReturnValue, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from common.assets import BATCH_VIEWS, RAW_ARCHIVE
-
-from twinlayer.config import PROJECT_ROOT
+from twinlayer.model.config import PROJECT_ROOT
 
 HOUR_START = "{{ data_interval_start.int_timestamp * 1000 }}"
 HOUR_END = "{{ data_interval_end.int_timestamp * 1000 }}"
@@ -52,16 +51,16 @@ def _ms(moment) -> int:
 def twinlayer_recompute():
     @task.sensor(poke_interval=30, timeout=3 * 3600, mode="reschedule", inlets=[RAW_ARCHIVE])
     def hour_closed(data_interval_end=None) -> PokeReturnValue:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import hour_is_closed
+        from twinlayer.batch.late import hour_is_closed
+        from twinlayer.model.config import load_settings
 
         return PokeReturnValue(is_done=hour_is_closed(load_settings(), _ms(data_interval_end)))
 
     @task(retries=0)
     def validate_raw(data_interval_start=None) -> dict:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import gate_raw
-        from twinlayer.quality import QualityGateFailed
+        from twinlayer.batch.gates import gate_raw
+        from twinlayer.batch.quality import QualityGateFailed
+        from twinlayer.model.config import load_settings
 
         try:
             return gate_raw(load_settings(), _ms(data_interval_start)).facts
@@ -81,9 +80,9 @@ def twinlayer_recompute():
 
     @task(retries=0)
     def validate_version(raw_facts: dict, data_interval_start=None) -> int:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import gate_version
-        from twinlayer.quality import QualityGateFailed
+        from twinlayer.batch.gates import gate_version
+        from twinlayer.batch.quality import QualityGateFailed
+        from twinlayer.model.config import load_settings
 
         try:
             return gate_version(load_settings(), _ms(data_interval_start), raw_facts).facts["version"]
@@ -92,30 +91,30 @@ def twinlayer_recompute():
 
     @task(outlets=[BATCH_VIEWS])
     def publish(version: int, data_interval_start=None) -> dict:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import publish_hour
+        from twinlayer.batch.publish import publish_hour
+        from twinlayer.model.config import load_settings
 
         return publish_hour(load_settings(), _ms(data_interval_start), version)
 
     @task
     def drift(data_interval_start=None) -> dict:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import hour_drift
+        from twinlayer.batch.drift import hour_drift
+        from twinlayer.model.config import load_settings
 
         return hour_drift(load_settings(), _ms(data_interval_start))
 
     @task
     def export_metrics(data_interval_start=None, dag_run=None) -> None:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import export_run_metrics
+        from twinlayer.batch.report import export_run_metrics
+        from twinlayer.model.config import load_settings
 
         started = dag_run.start_date or pendulum.now("UTC")
         export_run_metrics(load_settings(), _ms(data_interval_start), (pendulum.now("UTC") - started).total_seconds())
 
     @task
     def expire_speed(data_interval_start=None) -> int:
-        from twinlayer.config import load_settings
-        from twinlayer.pipeline import expire_speed_hour
+        from twinlayer.batch.publish import expire_speed_hour
+        from twinlayer.model.config import load_settings
 
         return expire_speed_hour(load_settings(), _ms(data_interval_start))
 

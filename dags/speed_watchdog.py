@@ -27,10 +27,12 @@ from airflow.sdk import dag, task
 def twinlayer_speed_watchdog():
     @task(retries=0)
     def check_speed_layer() -> dict:
-        from twinlayer.config import load_settings
-        from twinlayer.watchdog import check_and_heal
+        from twinlayer.localstack.stack import Stack
+        from twinlayer.model.config import load_settings
+        from twinlayer.ops.watchdog import check_and_heal
 
-        verdict = check_and_heal(load_settings())
+        settings = load_settings()
+        verdict = check_and_heal(settings, restart=lambda: Stack(settings).restart_supervised("speed-layer"))
         if verdict["problem"]:
             action = "restarted it" if verdict["restarted"] else "could not restart it (no supervisor here)"
             raise AirflowFailException(f"speed layer unhealthy: {verdict['problem']}; {action}")

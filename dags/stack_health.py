@@ -26,8 +26,8 @@ from airflow.sdk import dag, task
 def twinlayer_stack_health():
     @task
     def probe_services() -> dict[str, str | None]:
-        from twinlayer.config import load_settings
-        from twinlayer.health import probe_and_push
+        from twinlayer.model.config import load_settings
+        from twinlayer.ops.health import probe_and_push
 
         results = probe_and_push(load_settings())
         down = {name: reason for name, reason in results.items() if reason}

@@ -1,7 +1,7 @@
 """Container health checks of the twinlayer image: exit 0 when the service answers, 1 with the reason otherwise.
 
-    healthcheck.py probe NAME                 a probe of twinlayer.stack.PROBES (kafka, hbase, speed-layer, ...)
-    healthcheck.py tcp HOST PORT_FIELD...     each port of twinlayer.config.Settings accepts a connection on HOST
+    healthcheck.py probe NAME                 a probe of twinlayer.ops.probes.PROBES (kafka, hbase, speed-layer, ...)
+    healthcheck.py tcp HOST PORT_FIELD...     each port of twinlayer.model.config.Settings accepts a connection on HOST
     healthcheck.py http URL [TEXT]            HTTP 200, and TEXT in the body when given
 """
 
@@ -15,12 +15,12 @@ import urllib.request
 def check(argv: list[str]) -> None:
     kind, *args = argv
     if kind == "probe":
-        from twinlayer.config import load_settings
-        from twinlayer.stack import PROBES
+        from twinlayer.model.config import load_settings
+        from twinlayer.ops.probes import PROBES
 
         PROBES[args[0]](load_settings())
     elif kind == "tcp":
-        from twinlayer.config import load_settings
+        from twinlayer.model.config import load_settings
 
         settings = load_settings()
         for field in args[1:]:

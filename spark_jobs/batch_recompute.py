@@ -2,31 +2,22 @@
 
     spark-submit spark_jobs/batch_recompute.py --start 2026-11-24T05:00:00+00:00 --end 2026-11-24T06:00:00+00:00
 
-Thin on purpose: `twinlayer.batch.recompute_hour` per hour, then a run record per hour for the steps that follow
+Thin on purpose: `twinlayer.batch.recompute.recompute_hour` per hour, then a run record per hour for the steps that follow
 (quality gate, publish). Nothing is published here.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
 
-from twinlayer.batch import hours_in, recompute_hour
-from twinlayer.config import load_settings
-from twinlayer.pipeline import write_run_record
-from twinlayer.spark import build_session
-
-
-def epoch_ms(text: str) -> int:
-    if text.lstrip("-").isdigit():
-        return int(text)
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return int(parsed.timestamp() * 1000)
+from twinlayer.batch.recompute import recompute_hour
+from twinlayer.batch.runs import write_run_record
+from twinlayer.model.config import load_settings
+from twinlayer.model.hours import hours_in, parse_time
+from twinlayer.runtime.spark import build_session
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", required=True, help="epoch ms or ISO-8601, a whole hour, exclusive")
     args = parser.parse_args(argv)
     settings = load_settings()
-    hours = hours_in(epoch_ms(args.start), epoch_ms(args.end))
+    hours = hours_in(parse_time(args.start, 0), parse_time(args.end, 0))
     spark = build_session("twinlayer-batch-recompute", settings)
     spark.sparkContext.setLogLevel("WARN")
     try:

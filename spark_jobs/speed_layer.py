@@ -13,11 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-from twinlayer.config import load_settings
-from twinlayer.speed import QUERIES, CheckpointMissing, SpeedOptions, ensure_topics, start_speed_layer
-from twinlayer.speed_metrics import ProgressListener, SpeedMetrics, serve
-from twinlayer.spark import build_session
-from twinlayer.stack import check_hbase
+from twinlayer.model.config import load_settings
+from twinlayer.runtime.spark import build_session
+from twinlayer.speed.metrics import ProgressListener, SpeedMetrics, serve
+from twinlayer.speed.stream import (
+    QUERIES,
+    CheckpointMissing,
+    SpeedOptions,
+    start_speed_layer,
+)
+from twinlayer.storage import hbase as hbase_store
+from twinlayer.storage.kafka import ensure_topics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wait_for(lambda: ensure_topics(settings.kafka_bootstrap,
                                    {options.topic: settings.events_partitions, options.dlq_topic: 1}), "Kafka")
-    wait_for(lambda: check_hbase(settings), "HBase Thrift")
+    wait_for(lambda: hbase_store.ping(hbase_store.pool_for(settings, size=1)), "HBase Thrift")
     spark = build_session("twinlayer-speed-layer", settings)
     spark.sparkContext.setLogLevel("WARN")
     metrics = SpeedMetrics()

@@ -17,9 +17,8 @@ import uuid
 import psutil
 import pytest
 import requests
-
-from twinlayer.config import PROJECT_ROOT, load_settings
-from twinlayer.stack import Stack
+from twinlayer.localstack.stack import Stack
+from twinlayer.model.config import PROJECT_ROOT, load_settings
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,7 +45,7 @@ def stack(settings):
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    from twinlayer.spark import build_session
+    from twinlayer.runtime.spark import build_session
 
     session = build_session("twinlayer-tests", settings)
     session.sparkContext.setLogLevel("WARN")

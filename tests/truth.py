@@ -11,9 +11,8 @@ import json
 from collections import defaultdict
 
 from kafka import KafkaConsumer, TopicPartition
-
-from twinlayer import events as ev
-from twinlayer.views import VIEWS, View
+from twinlayer.model import events as ev
+from twinlayer.model.views import VIEWS, View
 
 
 @dataclasses.dataclass

@@ -5,8 +5,7 @@ import time
 
 import pytest
 import requests
-
-from twinlayer.stack import check_speed_layer
+from twinlayer.ops.probes import check_speed_layer
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 

@@ -12,17 +12,22 @@ import time
 import happybase
 import pytest
 import requests
+from twinlayer.batch import drift as batch_drift
+from twinlayer.batch import gates, report
+from twinlayer.batch import publish as publishing
+from twinlayer.batch.quality import QualityGateFailed
+from twinlayer.localstack.generator import Workload, produce
+from twinlayer.model import hours
+from twinlayer.model.config import PROJECT_ROOT
+from twinlayer.model.views import VIEWS, by_name
+from twinlayer.runtime.spark import spark_home
+from twinlayer.serving.merge import Server
+from twinlayer.storage import archive
+from twinlayer.storage import hbase as hbase_store
+from twinlayer.storage.archive import epochs as archive_epochs
+from twinlayer.storage.hbase import parse_row_key
 
 from tests import truth
-from twinlayer import batch, pipeline
-from twinlayer.config import PROJECT_ROOT
-from twinlayer.generator import Workload, produce
-from twinlayer.hbase_store import parse_row_key
-from twinlayer.quality import QualityGateFailed
-from twinlayer.serving import Server
-from twinlayer.spark import spark_home
-from twinlayer.speed import archive_epochs
-from twinlayer.views import VIEWS, by_name
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +46,10 @@ def lambda_run(stack, settings, tmp_path_factory):
                                 batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"))
     run.args[run.args.index("--archive-dir") + 1] = str(local.archive_dir)
     now_ms = int(time.time() * 1000)
-    first_hour = now_ms - now_ms % batch.HOUR_MS - (HOURS + 1) * batch.HOUR_MS
+    first_hour = now_ms - now_ms % hours.HOUR_MS - (HOURS + 1) * hours.HOUR_MS
     count = 9000
     ticks = iter(range(count * 2))
-    clock = lambda: first_hour + next(ticks) * (HOURS * batch.HOUR_MS) // count  # noqa: E731
+    clock = lambda: first_hour + next(ticks) * (HOURS * hours.HOUR_MS) // count  # noqa: E731
     run.start()
     try:
         produce(settings.kafka_bootstrap, run.topic,
@@ -59,7 +64,7 @@ def lambda_run(stack, settings, tmp_path_factory):
     classified = truth.classify(records)
     events = truth.dedupe_first([e for _, e in classified.valid])
     yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run"])(
-        local, [first_hour + i * batch.HOUR_MS for i in range(HOURS)], events, run)
+        local, [first_hour + i * hours.HOUR_MS for i in range(HOURS)], events, run)
 
 
 def env_for(settings):
@@ -83,12 +88,12 @@ def spark_submit_recompute(settings, start_ms, end_ms):
 def run_hour(settings, hour):
     """The recompute DAG's steps for one hour, in its order."""
     started = time.monotonic()
-    raw_facts = pipeline.gate_raw(settings, hour).facts
-    spark_submit_recompute(settings, hour, hour + batch.HOUR_MS)
-    pipeline.gate_version(settings, hour, raw_facts)
-    entry = pipeline.publish_hour(settings, hour)
-    pipeline.hour_drift(settings, hour)
-    pipeline.export_run_metrics(settings, hour, time.monotonic() - started)
+    raw_facts = gates.gate_raw(settings, hour).facts
+    spark_submit_recompute(settings, hour, hour + hours.HOUR_MS)
+    gates.gate_version(settings, hour, raw_facts)
+    entry = publishing.publish_hour(settings, hour)
+    batch_drift.hour_drift(settings, hour)
+    report.export_run_metrics(settings, hour, time.monotonic() - started)
     return entry
 
 
@@ -109,7 +114,7 @@ def published(lambda_run):
 
 
 def test_merged_answer_equals_truth_for_every_published_window(lambda_run, published):
-    start, end = lambda_run.hours[0], lambda_run.hours[-1] + batch.HOUR_MS
+    start, end = lambda_run.hours[0], lambda_run.hours[-1] + hours.HOUR_MS
     # (planted "future" records are valid here: they are in the future of the generator's past clock only)
     expected = {cell: v for cell, v in truth.view_cells(lambda_run.events).items() if start <= cell[2] < end}
     server = Server(lambda_run.settings)
@@ -131,15 +136,15 @@ def test_merged_answer_equals_truth_for_every_published_window(lambda_run, publi
 def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless(lambda_run, published):
     settings = lambda_run.settings
     before = batch_cells(settings)
-    pointers = batch.published(batch.batch_pool(settings, 1), settings)
-    spark_submit_recompute(settings, lambda_run.hours[1], lambda_run.hours[1] + batch.HOUR_MS)  # rerun one hour
+    pointers = publishing.published(hbase_store.pool_for(settings, 1), settings)
+    spark_submit_recompute(settings, lambda_run.hours[1], lambda_run.hours[1] + hours.HOUR_MS)  # rerun one hour
     assert batch_cells(settings) == before
-    spark_submit_recompute(settings, lambda_run.hours[0], lambda_run.hours[-1] + batch.HOUR_MS)  # three hours
+    spark_submit_recompute(settings, lambda_run.hours[0], lambda_run.hours[-1] + hours.HOUR_MS)  # three hours
     assert batch_cells(settings) == before
-    assert pipeline.publish_hour(settings, lambda_run.hours[1]) == pointers[lambda_run.hours[1]]
+    assert publishing.publish_hour(settings, lambda_run.hours[1]) == pointers[lambda_run.hours[1]]
     older = pointers[lambda_run.hours[1]]["version"] - 1  # a slower run of the same hour, with less of the archive
-    assert pipeline.publish_hour(settings, lambda_run.hours[1], older) == pointers[lambda_run.hours[1]]
-    assert batch.published(batch.batch_pool(settings, 1), settings) == pointers
+    assert publishing.publish_hour(settings, lambda_run.hours[1], older) == pointers[lambda_run.hours[1]]
+    assert publishing.published(hbase_store.pool_for(settings, 1), settings) == pointers
 
 
 def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, published, spark, tmp_path):
@@ -147,17 +152,17 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
     from pyspark.sql import functions as F
 
     settings = lambda_run.settings
-    bad_hour = lambda_run.hours[-1] + batch.HOUR_MS
+    bad_hour = lambda_run.hours[-1] + hours.HOUR_MS
     good = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).limit(400).toPandas()
-    good["event_time_ms"] = bad_hour + (good.index.to_numpy() * 7_000) % batch.HOUR_MS
+    good["event_time_ms"] = bad_hour + (good.index.to_numpy() * 7_000) % hours.HOUR_MS
     # the speed layer saw all 400 (its cells say so) ...
     full = spark.createDataFrame(good.drop(columns=["event_hour"]))
     full = full.withColumn("event_time", F.timestamp_millis("event_time_ms"))
-    from twinlayer import hbase_store
-    from twinlayer.views import aggregate
+    from twinlayer.model.views import aggregate
+    from twinlayer.storage import hbase as hbase_store
 
     mutations = hbase_store.view_mutations(aggregate(full).collect(), batch_id=1)
-    hbase_store.ViewWriter(batch.batch_pool(settings, 1), settings.speed_table).write(mutations)
+    hbase_store.ViewWriter(hbase_store.pool_for(settings, 1), settings.speed_table).write(mutations)
     # ... the archive gets half of them, some with nulls and some outside the hour
     half = good.iloc[:200].copy()
     half.loc[:20, "user_id"] = None
@@ -167,16 +172,16 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
     key = parse_row_key(next(m.row for m in mutations if f"|{view.name}|".encode() in m.row))[1]
-    before = server.query(view, key, bad_hour, bad_hour + batch.HOUR_MS).as_dict()
+    before = server.query(view, key, bad_hour, bad_hour + hours.HOUR_MS).as_dict()
     pointers = server.publications()
     with pytest.raises(QualityGateFailed) as failure:
-        pipeline.gate_raw(settings, bad_hour)
+        gates.gate_raw(settings, bad_hour)
     message = str(failure.value)
     assert "expect_column_values_to_not_be_null(user_id)" in message
     assert "expect_column_values_to_be_between(event_time_ms)" in message
     assert "expect_table_row_count_to_be_between" in message
     assert server.publications() == pointers
-    assert server.query(view, key, bad_hour, bad_hour + batch.HOUR_MS).as_dict() == before
+    assert server.query(view, key, bad_hour, bad_hour + hours.HOUR_MS).as_dict() == before
     assert all(w["source"] == "speed" for w in before["windows"]) and before["windows"]
     assert pushed_value(settings, "twinlayer_batch_gate_success", gate="raw") == 0
 
@@ -204,25 +209,25 @@ def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, 
     try:
         speed = conn.table(settings.speed_table)
         rows = list(speed.scan(columns=[b"m:views"]))
-        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + batch.HOUR_MS][:5]
+        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + hours.HOUR_MS][:5]
         for row, data in planted:  # the speed layer "miscounted" five windows by +7
             speed.put(row, {b"m:views": str(int(data[b"m:views"]) + 7).encode()}, timestamp=int(row[-13:]))
     finally:
         conn.close()
     expected_cells = {(k, s): c for (v, k, s), c in truth.view_cells(lambda_run.events).items()
-                      if v == view.name and hour <= s < hour + batch.HOUR_MS}
+                      if v == view.name and hour <= s < hour + hours.HOUR_MS}
     server = Server(settings)
     speed_values = {}
-    from twinlayer.hbase_store import read_view
+    from twinlayer.storage.hbase import read_view
 
     for key in {k for k, _ in expected_cells}:
-        for w in read_view(server.pool, settings.speed_table, view, key, hour, hour + batch.HOUR_MS):
+        for w in read_view(server.pool, settings.speed_table, view, key, hour, hour + hours.HOUR_MS):
             speed_values[(key, w.window_start_ms)] = w.measures["views"]
     real_gap = sum(abs(c["views"] - speed_values.get(cell, 0)) for cell, c in expected_cells.items())
     real_total = sum(c["views"] for c in expected_cells.values())
     assert planted and real_gap >= 35
 
-    report = pipeline.hour_drift(settings, hour)
+    report = batch_drift.hour_drift(settings, hour)
     assert report[view.name]["views"]["abs_diff"] == real_gap
     assert report[view.name]["views"]["ratio"] == pytest.approx(real_gap / real_total)
     assert pushed_value(settings, "twinlayer_batch_drift_abs", view=view.name, measure="views") == real_gap
@@ -243,15 +248,15 @@ def pushed_value(settings, name, **labels):
 def test_expire_and_rollback(lambda_run, published):
     settings = lambda_run.settings
     hour = lambda_run.hours[0]
-    deleted = pipeline.expire_speed_hour(settings, hour)
+    deleted = publishing.expire_speed_hour(settings, hour)
     assert deleted > 0
     view = by_name()["campaign_views_10s"]
     key = next(k for (v, k, s) in truth.view_cells(lambda_run.events) if v == view.name)
-    from twinlayer.hbase_store import read_view
+    from twinlayer.storage.hbase import read_view
 
-    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + batch.HOUR_MS) == []
+    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + hours.HOUR_MS) == []
     with pytest.raises(ValueError, match="no earlier published version"):
-        batch.rollback(batch.batch_pool(settings, 1), settings, hour)
+        publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
 
 
 def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambda_run, published, spark, tmp_path):
@@ -259,22 +264,22 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     hour = lambda_run.hours[2]
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
-    old_version = server.publications()[batch.hour_label(hour)]["version"]
+    old_version = server.publications()[hours.hour_label(hour)]["version"]
     archived = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).where(
-        f"event_hour = '{batch.hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
+        f"event_hour = '{hours.hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
     late = archived.copy()
     late["event_id"] = late["event_id"] + "-late"  # new events, arriving after the hour was published
     key = late["campaign_id"].iloc[0]
-    before = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
+    before = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
     def late_of_ours():  # (an hour before the first may hold a few late events and is never published here)
-        return [h for h in pipeline.late_hours(settings) if h["hour_ms"] in lambda_run.hours]
+        return [h for h in late.late_hours(settings) if h["hour_ms"] in lambda_run.hours]
 
     assert late_of_ours() == []
     plant_epoch(spark, settings, late, tmp_path)
-    assert late_of_ours() == [{"hour": batch.hour_label(hour), "hour_ms": hour,
+    assert late_of_ours() == [{"hour": hours.hour_label(hour), "hour_ms": hour,
                                "published": old_version, "archived": old_version + len(late)}]
-    state = pipeline.export_state_metrics(settings)
-    others = [h for h in pipeline.late_hours(settings) if h["hour_ms"] not in lambda_run.hours]
+    state = report.export_state_metrics(settings)
+    others = [h for h in late.late_hours(settings) if h["hour_ms"] not in lambda_run.hours]
     assert state["late_hours"] == 1 + len(others)
     assert state["late_records"] == len(late) + sum(h["archived"] - h["published"] for h in others)
     assert pushed_value(settings, "twinlayer_batch_late_records") == state["late_records"]
@@ -282,33 +287,33 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     entry = run_hour(settings, hour)
     assert late_of_ours() == []
     assert entry["version"] == old_version + len(late) and entry["previous"][0] == old_version
-    after = server.query(view, key, hour, hour + batch.HOUR_MS).as_dict()
+    after = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
     total = lambda answer: sum(w["views"] for w in answer["windows"])  # noqa: E731
     assert total(after) == total(before) + int((late["campaign_id"] == key).sum())
     assert {w["version"] for w in after["windows"]} == {entry["version"]}
 
-    rolled = batch.rollback(batch.batch_pool(settings, 1), settings, hour)
+    rolled = publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
     assert rolled["version"] == old_version and rolled["rolled_back_from"] == entry["version"]
-    assert server.query(view, key, hour, hour + batch.HOUR_MS).as_dict() == before
+    assert server.query(view, key, hour, hour + hours.HOUR_MS).as_dict() == before
 
 
 def test_archive_counts_without_spark_equal_the_batch_versions(lambda_run, spark):
-    from twinlayer.archive import hour_counts
-    from twinlayer.speed import read_archive
+    from twinlayer.storage.archive import hour_counts
+    from twinlayer.storage.archive import read as read_archive
 
     settings = lambda_run.settings
     by_spark = {r.event_hour: r["count"] for r in
                 read_archive(spark, settings.archive_dir).groupBy("event_hour").count().collect()}
     assert hour_counts(settings.archive_dir) == by_spark
-    assert all(by_spark.get(batch.hour_label(h), 0) > 0 for h in lambda_run.hours)
+    assert all(by_spark.get(hours.hour_label(h), 0) > 0 for h in lambda_run.hours)
 
 
 def test_archive_quality_counts_orphans_and_fails_on_a_missing_committed_file(lambda_run, spark):
-    from twinlayer.archive import committed_files
+    from twinlayer.storage.archive import committed_files
 
     settings = lambda_run.settings
     hour = lambda_run.hours[0]
-    clean = pipeline.check_archive(settings, hour)
+    clean = gates.check_archive(settings, hour)
     assert clean["missing_files"] == [] and clean["raw_rows"] > 0
     epoch = archive_epochs(settings.archive_dir)[0]
     committed = sorted(committed_files(epoch))
@@ -316,17 +321,17 @@ def test_archive_quality_counts_orphans_and_fails_on_a_missing_committed_file(la
     orphan.write_bytes(committed[0].read_bytes())
     young = orphan.with_name("part-99998-being-written.c000.snappy.parquet")  # a batch about to commit: not counted
     young.write_bytes(committed[0].read_bytes())
-    old = time.time() - pipeline.ORPHAN_AFTER_S - 60
+    old = time.time() - archive.ORPHAN_AFTER_S - 60
     os.utime(orphan, (old, old))
     hidden = committed[-1].with_name(committed[-1].name + ".moved")
     committed[-1].rename(hidden)
     try:
         with pytest.raises(QualityGateFailed, match="committed file missing"):
-            pipeline.check_archive(settings, hour)
+            gates.check_archive(settings, hour)
         assert pushed_value(settings, "twinlayer_archive_missing_files") == 1
         assert pushed_value(settings, "twinlayer_archive_orphan_files") == clean["orphan_files"] + 1
     finally:
         hidden.rename(committed[-1])
         orphan.unlink()
         young.unlink()
-    assert pipeline.archive_integrity(settings)["missing_files"] == []
+    assert archive.integrity(settings.archive_dir)["missing_files"] == []

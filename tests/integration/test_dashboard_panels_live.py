@@ -12,12 +12,12 @@ import time
 
 import pytest
 import requests
+from twinlayer.localstack.airflow_api import AirflowClient
+from twinlayer.localstack.dashboards import load_dashboards, panel_queries
+from twinlayer.localstack.generator import Workload, produce
+from twinlayer.model.events import campaign_ids
 
 from tests.integration.test_batch_layer import lambda_run, published  # noqa: F401 — fixtures, used on demand
-from twinlayer.airflow_api import AirflowClient
-from twinlayer.dashboards import load_dashboards, panel_queries
-from twinlayer.events import campaign_ids
-from twinlayer.generator import Workload, produce
 
 pytestmark = pytest.mark.integration
 

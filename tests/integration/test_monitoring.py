@@ -5,7 +5,12 @@ import time
 
 import pytest
 import requests
-from prometheus_client import CollectorRegistry, Gauge, delete_from_gateway, push_to_gateway
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    delete_from_gateway,
+    push_to_gateway,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ import time
 
 import happybase
 import pytest
+from twinlayer.localstack.generator import Workload, produce
+from twinlayer.model.views import by_name
+from twinlayer.storage.archive import read as read_archive
+from twinlayer.storage.hbase import decode_row, parse_row_key, sketch_estimate
 
 from tests import truth
-from twinlayer.generator import Workload, produce
-from twinlayer.hbase_store import decode_row, parse_row_key, sketch_estimate
-from twinlayer.speed import read_archive
-from twinlayer.views import by_name
 
 pytestmark = pytest.mark.integration
 

@@ -43,7 +43,7 @@ def test_killed_jvm_service_is_restarted_by_the_supervisor(stack):
         info = stack.process_info()["hbase-thrift"]
         if info["statename"] == "RUNNING" and info["pid"] != victim:
             try:
-                from twinlayer.stack import check_hbase
+                from twinlayer.ops.probes import check_hbase
 
                 check_hbase(stack.settings)
                 break
@@ -67,8 +67,8 @@ def test_down_leaves_no_process_and_up_brings_everything_back(stack, settings):
 
 
 def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
-    from twinlayer.stack import check_speed_layer
-    from twinlayer.watchdog import check_and_heal
+    from twinlayer.ops.probes import check_speed_layer
+    from twinlayer.ops.watchdog import check_and_heal
 
     stalled = pids(stack)["speed-layer"]
     os.kill(stalled, signal.SIGSTOP)  # alive to the supervisor, silent to everyone else

@@ -1,0 +1,54 @@
+"""When an hour may be computed, and which hours need computing again because late events reached the archive."""
+
+from __future__ import annotations
+
+import time
+
+from twinlayer.model.config import Settings
+from twinlayer.model.hours import HOUR_MS, hour_start, iso
+
+CLOSE_GRACE_MS = 2 * 60 * 1000  # the speed layer's watermark and archive trigger, with room to spare
+UNPUBLISHED_GRACE_MS = HOUR_MS  # an hour never published is the hourly run's to do first
+LOOKBACK_MS = 7 * 24 * HOUR_MS  # older hours are for an explicit backfill
+
+
+def hour_is_closed(settings: Settings, hour_end_ms: int, now_ms: int | None = None) -> bool:
+    """True once no on-time event of the hour can still be on its way to the archive."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return now_ms >= hour_end_ms + CLOSE_GRACE_MS
+
+
+def late_hours(settings: Settings, now_ms: int | None = None, counts: dict[str, int] | None = None,
+               publications: dict[int, dict] | None = None) -> list[dict]:
+    """Closed hours whose archive holds more records than their published version read: events arrived after the
+    hour was recomputed (or, for an hour never published, after its hourly run found it empty or failed). Oldest
+    first, each {"hour", "hour_ms", "published", "archived"}; "published" is 0 for an hour never published, which
+    counts only once its hourly run has had an hour to do it. Hours older than a week are left to backfills."""
+    from twinlayer.batch.publish import published
+    from twinlayer.storage import archive
+    from twinlayer.storage import hbase as hbase_store
+
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    counts = archive.hour_counts(settings.archive_dir) if counts is None else counts
+    if publications is None:
+        publications = published(hbase_store.pool_for(settings, size=1), settings)
+    stale = []
+    for label, archived in sorted(counts.items()):
+        hour_ms = hour_start(label)
+        entry = publications.get(hour_ms)
+        grace = CLOSE_GRACE_MS if entry else UNPUBLISHED_GRACE_MS
+        if now_ms - LOOKBACK_MS <= hour_ms and now_ms >= hour_ms + HOUR_MS + grace:
+            version = entry["version"] if entry else 0
+            if archived > version:
+                stale.append({"hour": label, "hour_ms": hour_ms, "published": version, "archived": archived})
+    return stale
+
+
+def recompute_requests(stale: list[dict], now_ms: int | None = None) -> list[dict]:
+    """One run request of the recompute DAG per late hour. Its data interval is the hour, inferred by the DAG's
+    timetable from ``run_after`` (the hour's end); its logical date is the request time (a run for the hour's own
+    logical date may exist already, and logical dates are unique per DAG). The run id names the archived count,
+    so a second request for the same state of the archive is recognised as a duplicate."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return [{"trigger_run_id": f"late__{item['hour']}__{item['archived']}", "logical_date": iso(now_ms + i),
+             "run_after": iso(item["hour_ms"] + HOUR_MS)} for i, item in enumerate(stale)]

@@ -1,0 +1,91 @@
+"""Publishing batch versions: the pointer of each hour, rollback, the time boundary, and retiring speed cells.
+
+One row of the batch table holds, per hour, the published version and the ones before it; publishing or rolling
+back an hour is one put to that row, which HBase applies atomically. Readers look the version up there first, so
+they never see a half-written version. The time boundary is the end of the newest published hour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from twinlayer.batch.recompute import snapshot_path
+from twinlayer.batch.report import push_boundary
+from twinlayer.batch.runs import read_run_record
+from twinlayer.model.config import Settings
+from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
+from twinlayer.model.views import VIEWS, View
+from twinlayer.storage import hbase as hbase_store
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEPT = 4
+
+
+def published(pool, settings: Settings) -> dict[int, dict]:
+    """Hour start → {"version", "previous", "published_ms"} for every published hour."""
+    return {hour_start(label): json.loads(entry)
+            for label, entry in hbase_store.read_publications(pool, settings.batch_table).items()}
+
+
+def boundary(publications: dict[int, dict]) -> int | None:
+    """The time boundary: the end of the newest published hour. Windows before it are served from the batch
+    layer where their hour is published; the answer always says which source served each window."""
+    return max(publications) + HOUR_MS if publications else None
+
+
+def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
+    """Point the hour at ``version`` with one atomic row put; the previous versions stay for rollback."""
+    if version <= 0:
+        raise ValueError(f"nothing to publish for {hour_label(hour_ms)}: version {version}")
+    current = published(pool, settings).get(hour_ms)
+    if current and current["version"] == version:
+        return current
+    if current and current["version"] > version and "rolled_back_from" not in current:
+        # versions grow with the archive: a lower one is older data (a slower run of the same hour); keep the newer
+        log.warning("%s: version %d is published, not replacing it with the older %d", hour_label(hour_ms),
+                    current["version"], version)
+        return current
+    history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
+    entry = {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}
+    _put_pointer(pool, settings, hour_ms, entry)
+    return entry
+
+
+def rollback(pool, settings: Settings, hour_ms: int) -> dict:
+    """Point the hour back at the version published before the current one."""
+    current = published(pool, settings).get(hour_ms)
+    if not current or not current["previous"]:
+        raise ValueError(f"{hour_label(hour_ms)} has no earlier published version to roll back to")
+    entry = {"version": current["previous"][0], "previous": current["previous"][1:],
+             "published_ms": int(time.time() * 1000), "rolled_back_from": current["version"]}
+    _put_pointer(pool, settings, hour_ms, entry)
+    return entry
+
+
+def _put_pointer(pool, settings: Settings, hour_ms: int, entry: dict) -> None:
+    hbase_store.write_publication(pool, settings.batch_table, hour_label(hour_ms), json.dumps(entry).encode())
+
+
+def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -> dict:
+    """Publish ``version`` (the one the view gate passed; by default the run record's)."""
+    version = read_run_record(settings, hour_ms)["version"] if version is None else version
+    pool = hbase_store.pool_for(settings, size=1)
+    entry = publish(pool, settings, hour_ms, version)
+    push_boundary(settings, boundary(published(pool, settings)))
+    return entry
+
+
+def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS) -> int:
+    """Delete the speed cells of a published hour: serving answers it from the batch layer from now on."""
+    import pandas as pd
+
+    record = read_run_record(settings, hour_ms)
+    snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"]), columns=["view", "key"])
+    pool = hbase_store.pool_for(settings, size=1)
+    return sum(hbase_store.delete_windows(pool, settings.speed_table, view.name,
+                                          sorted(set(snapshot[snapshot["view"] == view.name]["key"])),
+                                          hour_ms, hour_ms + HOUR_MS)
+               for view in views)

@@ -1,0 +1,113 @@
+"""Where every part of twinlayer listens and keeps its files.
+
+One place for ports, hosts and folders so the stack, the jobs, the DAGs and the tests agree. Every value can be
+overridden by an environment variable named ``TWINLAYER_<FIELD>`` (upper case), which is how the same code points
+at a remote cluster instead of the embedded stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9097
+    zookeeper_port: int = 2181
+    hbase_master_port: int = 16000
+    hbase_regionserver_port: int = 16020
+    thrift_port: int = 9090
+    prometheus_port: int = 19090
+    alertmanager_port: int = 19093
+    pushgateway_port: int = 9091
+    airflow_port: int = 8080
+    kafka_jmx_port: int = 9404
+    hbase_jmx_port: int = 9405
+    thrift_jmx_port: int = 9406
+    speed_metrics_port: int = 9108
+    events_topic: str = "events"
+    dlq_topic: str = "events-dlq"
+    events_partitions: int = 4
+    speed_table: str = "twinlayer_speed"
+    batch_table: str = "twinlayer_batch"
+    batch_versions_kept: int = 5
+    serving_port: int = 8000
+    alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml
+    speed_ttl_seconds: int = 8 * 24 * 3600
+    watermark: str = "30 seconds"
+    state_dir: Path = PROJECT_ROOT / "state"
+    jars_dir: Path = PROJECT_ROOT / "build" / "jars"
+    # Where each service is reached when it runs on another host (docker-compose: the service's name); empty means
+    # ``host``, which is also the address the local processes bind.
+    kafka_host: str = ""
+    thrift_host: str = ""
+    prometheus_host: str = ""
+    alertmanager_host: str = ""
+    pushgateway_host: str = ""
+    airflow_host: str = ""
+    serving_host: str = ""
+    speed_metrics_host: str = ""
+    alert_log_host: str = ""
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host_of('kafka_port')}:{self.kafka_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def archive_dir(self) -> Path:
+        """The master dataset: every valid event, Parquet, partitioned by event hour."""
+        return self.state_dir / "archive"
+
+    @property
+    def batch_dir(self) -> Path:
+        """Parquet snapshots of every batch version written (what the view gate validates)."""
+        return self.state_dir / "batch"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.state_dir / "checkpoints" / "speed"
+
+    def host_of(self, port_field: str) -> str:
+        """The host that serves ``port_field`` (e.g. ``thrift_port``)."""
+        return getattr(self, port_field.removesuffix("_port") + "_host", "") or self.host
+
+    def address(self, port_field: str) -> str:
+        return f"{self.host_of(port_field)}:{getattr(self, port_field)}"
+
+    def url(self, port_field: str) -> str:
+        return f"http://{self.address(port_field)}"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings with ``TWINLAYER_*`` overrides applied; raises ValueError naming a malformed variable."""
+    environ = os.environ if environ is None else environ
+    overrides: dict[str, object] = {}
+    for field in dataclasses.fields(Settings):
+        raw = environ.get(f"TWINLAYER_{field.name.upper()}")
+        if raw is None:
+            continue
+        if field.type == "int":
+            try:
+                overrides[field.name] = int(raw)
+            except ValueError:
+                raise ValueError(f"TWINLAYER_{field.name.upper()} must be an integer, got {raw!r}") from None
+        elif field.type == "float":
+            try:
+                overrides[field.name] = float(raw)
+            except ValueError:
+                raise ValueError(f"TWINLAYER_{field.name.upper()} must be a number, got {raw!r}") from None
+        elif field.type == "Path":
+            overrides[field.name] = Path(raw).resolve()
+        else:
+            overrides[field.name] = raw
+    return Settings(**overrides)

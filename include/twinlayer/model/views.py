@@ -1,0 +1,194 @@
+"""The one definition of every view, compiled into the Spark transformation both layers run.
+
+A view is a name, an optional filter, dimensions, a tumbling event-time window and measures. ``aggregate`` turns
+any DataFrame of valid events — a streaming micro-batch source or the Parquet archive — into one row per
+(view, key, window) with every view's measures; nothing else in twinlayer knows how a view is computed. Adding a
+view is adding a ``View`` to ``VIEWS``.
+
+All views are computed by one aggregation over one read of the events, so a streaming query parses and
+deduplicates each event once and keeps one state store and one watermark for every view.
+
+Measures are mergeable so the serving layer can combine windows and layers: count, sum, min, max, and distinct
+users as an Apache DataSketches HLL sketch (``hll_sketch_agg``). The batch layer asks for ``exact=True`` and gets
+the exact distinct count beside the sketch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+MeasureKind = Literal["count", "sum", "min", "max", "distinct"]
+HLL_LG_K = 12
+KEY_SEPARATOR = "|"
+
+
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    name: str
+    kind: MeasureKind
+    column: str | None = None  # the event column the measure reads; none for count
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("count", "sum", "min", "max", "distinct"):
+            raise ValueError(f"measure {self.name!r}: unknown kind {self.kind!r}")
+        if (self.kind == "count") != (self.column is None):
+            raise ValueError(f"measure {self.name!r}: count takes no column, every other kind needs one")
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    name: str
+    dimensions: tuple[str, ...]
+    window_seconds: int
+    measures: tuple[Measure, ...]
+    filter: str | None = None  # a Spark SQL predicate over the event columns
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"view name {self.name!r} must be an identifier")
+        if self.window_seconds <= 0:
+            raise ValueError(f"view {self.name!r}: window_seconds must be positive")
+        if not self.dimensions or not self.measures:
+            raise ValueError(f"view {self.name!r} needs at least one dimension and one measure")
+        names = [m.name for m in self.measures]
+        if len(set(names)) != len(names) or any(n.startswith("_") for n in names):
+            raise ValueError(f"view {self.name!r}: measure names must be unique and not start with '_'")
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_seconds * 1000
+
+    def measure(self, name: str) -> Measure:
+        return next(m for m in self.measures if m.name == name)
+
+
+VIEWS: tuple[View, ...] = (
+    View(
+        name="campaign_views_10s",
+        dimensions=("campaign_id",),
+        window_seconds=10,
+        filter="event_type = 'view'",
+        measures=(Measure("views", "count"),),
+        description="Yahoo Streaming Benchmark: ad views per campaign per 10-second window.",
+    ),
+    View(
+        name="campaign_activity_1m",
+        dimensions=("campaign_id", "event_type"),
+        window_seconds=60,
+        measures=(
+            Measure("events", "count"),
+            Measure("users", "distinct", "user_id"),
+            Measure("first_event_ms", "min", "event_time_ms"),
+            Measure("last_event_ms", "max", "event_time_ms"),
+        ),
+        description="Events and distinct users per campaign and event type per minute.",
+    ),
+)
+
+
+def by_name(views: Sequence[View] = VIEWS) -> dict[str, View]:
+    return {view.name: view for view in views}
+
+
+def slot_name(view: View, measure: Measure) -> str:
+    """The output column holding ``measure`` of ``view`` in ``aggregate``'s result."""
+    return f"{view.name}__{measure.name}"
+
+
+def exact_slot_name(view: View, measure: Measure) -> str:
+    return f"{slot_name(view, measure)}__exact"
+
+
+def key_of(values: Sequence[object]) -> str:
+    """The row key part for one combination of dimension values."""
+    return KEY_SEPARATOR.join(str(v) for v in values)
+
+
+def event_count(views: Sequence[View] = VIEWS) -> tuple[View, Measure] | None:
+    """A view and count measure that count every valid event (no filter): what the batch gates hold against the
+    archive and the speed layer. None when no view counts all events."""
+    for view in views:
+        if view.filter is None:
+            for measure in view.measures:
+                if measure.kind == "count":
+                    return view, measure
+    return None
+
+
+def key_column(view: View):
+    """The Spark column holding ``view``'s key (its dimension values joined by ``KEY_SEPARATOR``)."""
+    from pyspark.sql import functions as F
+
+    return F.concat_ws(KEY_SEPARATOR, *(F.col(d).cast("string") for d in view.dimensions))
+
+
+def selected(view: View):
+    """The Spark condition choosing the events ``view`` counts (true when it has no filter)."""
+    from pyspark.sql import functions as F
+
+    return F.lit(True) if view.filter is None else F.expr(view.filter)
+
+
+def coarse_window_seconds(views: Sequence[View]) -> int:
+    """The least common multiple of the views' windows: each view window lies inside exactly one coarse window."""
+    return functools.reduce(math.lcm, (view.window_seconds for view in views))
+
+
+def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
+    """Valid events → one row per (view, key, window) with columns view, key, window_start_ms, window_end_ms and one
+    column per (view, measure) (``slot_name``), null outside its own view. With ``exact``, distinct measures also
+    get the exact count in ``exact_slot_name`` (not possible in a streaming query).
+
+    Every event is read once: one projection makes an array of per-view entries (those whose filter holds) and
+    explodes it, and one aggregation groups them. The grouping includes the event-time window of
+    ``coarse_window_seconds`` — a multiple of every view's window — so a streaming query's watermark can evict a
+    group once its coarse window is behind it; the view's own window is grouped as a plain column.
+    """
+    from pyspark.sql import functions as F
+
+    slots = [(view, measure) for view in views for measure in view.measures]
+    types = dict(events.dtypes)
+    event_ms = F.unix_millis("event_time")
+
+    def slot_input(view: View, measure: Measure, own: View):
+        kind_type = "int" if measure.kind == "count" else types[measure.column]
+        if view is not own:
+            return F.lit(None).cast(kind_type)
+        return F.lit(1) if measure.kind == "count" else F.col(measure.column)
+
+    entries = []
+    for own in views:
+        entry = F.struct(
+            F.lit(own.name).alias("view"),
+            key_column(own).alias("key"),
+            (event_ms - F.pmod(event_ms, F.lit(own.window_ms))).alias("window_start_ms"),
+            F.lit(own.window_ms).cast("bigint").alias("window_ms"),
+            *(slot_input(view, measure, own).alias(slot_name(view, measure)) for view, measure in slots),
+        )
+        entries.append(entry if own.filter is None else F.when(selected(own), entry))
+    exploded = events.select(
+        F.window("event_time", f"{coarse_window_seconds(views)} seconds").alias("coarse"),
+        F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e"),
+    ).select("coarse", "e.*")
+
+    aggregations = []
+    for view, measure in slots:
+        column = slot_name(view, measure)
+        if measure.kind == "count":
+            aggregations.append(F.count(column).alias(column))
+        elif measure.kind == "distinct":
+            aggregations.append(F.hll_sketch_agg(column, HLL_LG_K).alias(column))
+            if exact:
+                aggregations.append(F.count_distinct(column).alias(exact_slot_name(view, measure)))
+        else:
+            aggregations.append(getattr(F, measure.kind)(column).alias(column))
+    grouped = exploded.groupBy("view", "key", "coarse", "window_start_ms", "window_ms").agg(
+        *aggregations)
+    return grouped.select("view", "key", "window_start_ms",
+                          (F.col("window_start_ms") + F.col("window_ms")).alias("window_end_ms"),
+                          *(c for c in grouped.columns[5:]))

@@ -1,0 +1,1 @@
+"""Runtime clients shared by the layers: the SparkSession builder and the Pushgateway."""

@@ -1,0 +1,84 @@
+"""The serving layer: batch views before the time boundary, speed views after it, and every answer says which.
+
+``merge`` is pure: given the publications, the batch windows of the published hours and the speed windows, it
+picks for each window its batch value when the window's hour is published, else its speed value. ``query`` reads
+HBase and calls it. Distinct measures answer with the exact count from the batch layer and the sketch estimate
+from the speed layer; ``exact`` says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from twinlayer.batch.publish import boundary, published
+from twinlayer.model.config import Settings
+from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label
+from twinlayer.model.views import View
+from twinlayer.storage import hbase as hbase_store
+from twinlayer.storage.hbase import WindowValue
+
+
+@dataclasses.dataclass
+class Answer:
+    view: str
+    key: str
+    from_ms: int
+    to_ms: int
+    boundary_ms: int | None
+    windows: list[dict]
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def present(view: View, window: WindowValue, source: str, version: int | None) -> dict:
+    values: dict[str, object] = {}
+    exact = True
+    for measure in view.measures:
+        if measure.kind == "distinct":
+            if f"{measure.name}.exact" in window.measures:
+                values[measure.name] = window.measures[f"{measure.name}.exact"]
+            elif measure.name in window.measures:
+                values[measure.name] = round(hbase_store.sketch_estimate(window.measures[measure.name]))
+                exact = False
+        elif measure.name in window.measures:
+            values[measure.name] = window.measures[measure.name]
+    return {"window_start_ms": window.window_start_ms, "window_end_ms": window.window_end_ms, "source": source,
+            "version": version, "exact": exact, **values}
+
+
+def merge(view: View, publications: Mapping[int, dict], batch: Mapping[int, Sequence[WindowValue]],
+          speed: Sequence[WindowValue]) -> list[dict]:
+    """One entry per window, oldest first: batch for published hours, speed for the rest."""
+    windows = []
+    for hour, rows in batch.items():
+        version = publications[hour]["version"]
+        windows += [present(view, w, "batch", version) for w in rows]
+    windows += [present(view, w, "speed", None) for w in speed
+                if floor_hour(w.window_start_ms) not in publications]
+    return sorted(windows, key=lambda w: w["window_start_ms"])
+
+
+class Server:
+    """Reads both tables through one Thrift connection pool."""
+
+    def __init__(self, settings: Settings, pool=None) -> None:
+        self.settings = settings
+        self.pool = pool or hbase_store.pool_for(settings, size=4)
+
+    def query(self, view: View, key: str, from_ms: int, to_ms: int) -> Answer:
+        if to_ms <= from_ms:
+            raise ValueError("the end of the range must be after its start")
+        publications = published(self.pool, self.settings)
+        batch = {}
+        for hour in range(floor_hour(from_ms), to_ms, HOUR_MS):
+            if hour in publications:
+                batch[hour] = hbase_store.read_view(self.pool, self.settings.batch_table, view, key,
+                                                    max(hour, from_ms), min(hour + HOUR_MS, to_ms),
+                                                    version=publications[hour]["version"])
+        speed = hbase_store.read_view(self.pool, self.settings.speed_table, view, key, from_ms, to_ms)
+        return Answer(view.name, key, from_ms, to_ms, boundary(publications), merge(view, publications, batch, speed))
+
+    def publications(self) -> dict[str, dict]:
+        return {hour_label(h): entry for h, entry in sorted(published(self.pool, self.settings).items())}

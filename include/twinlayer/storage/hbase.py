@@ -1,0 +1,296 @@
+"""The HBase store of both layers: how views are laid out, the pure function that turns view rows into mutations,
+and the only code that talks to HBase (through its Thrift gateway, with happybase).
+
+Row key: ``<salt>|<view>|<key>|<window start ms, 13 digits>``. The salt is two hex digits of a hash of
+(view, key): the windows of one view and key sit together, so a time range of one key is one contiguous scan,
+while different keys spread over 16 buckets. Columns live in family ``m``: one qualifier per measure, plus
+``_batch`` (the micro-batch or run that wrote the cell).
+
+Every cell's timestamp is the window start — derived from the data, never the wall clock — so a replayed
+micro-batch or a rerun rewrites the same cells: HBase keeps one version per (row, column, timestamp) and the
+latest write of it wins. That same timestamp makes the table's TTL an event-time retention.
+
+The batch table also holds the publication row (``~publish``, family ``p``, one column per hour): what the batch
+layer publishes and serving reads. Every call goes through ``with_connection``, which retries a pooled connection
+the gateway dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from twinlayer.model.views import VIEWS, View, by_name, exact_slot_name, slot_name
+
+log = logging.getLogger(__name__)
+
+FAMILY = b"m"
+BATCH_COLUMN = b"m:_batch"
+SALT_BUCKETS = 16
+TS_DIGITS = 13
+PUBLISH_ROW = b"~publish"
+PUBLISH_FAMILY = "p"
+
+
+class Mutation(NamedTuple):
+    row: bytes
+    columns: dict[bytes, bytes]
+    timestamp: int
+
+
+class WindowValue(NamedTuple):
+    window_start_ms: int
+    window_end_ms: int
+    measures: dict[str, object]
+    batch: int | None
+
+
+def salt(view: str, key: str) -> str:
+    return f"{zlib.crc32(f'{view}|{key}'.encode()) % SALT_BUCKETS:02x}"
+
+
+def row_prefix(view: str, key: str) -> bytes:
+    return f"{salt(view, key)}|{view}|{key}|".encode()
+
+
+def window_bound(view: str, key: str, window_start_ms: int) -> bytes:
+    """A scan bound: the row of ``view``/``key`` at ``window_start_ms``, clamped to the row-key range."""
+    return row_prefix(view, key) + f"{min(max(window_start_ms, 0), 10**TS_DIGITS - 1):0{TS_DIGITS}d}".encode()
+
+
+def row_key(view: str, key: str, window_start_ms: int) -> bytes:
+    if not 0 <= window_start_ms < 10**TS_DIGITS:
+        raise ValueError(f"window start {window_start_ms} is outside the row-key range")
+    return row_prefix(view, key) + f"{window_start_ms:0{TS_DIGITS}d}".encode()
+
+
+def parse_row_key(row: bytes) -> tuple[str, str, int]:
+    text = row.decode()
+    view, rest = text[3:].split("|", 1)
+    return view, rest[: -(TS_DIGITS + 1)], int(rest[-TS_DIGITS:])
+
+
+def encode_value(value: object) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"cannot store {value!r} as a measure")
+    return repr(value).encode() if isinstance(value, float) else str(int(value)).encode()
+
+
+def decode_value(raw: bytes, kind: str) -> object:
+    if kind == "distinct":
+        return raw
+    text = raw.decode()
+    return float(text) if any(c in text for c in ".eEn") else int(text)
+
+
+def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View] = VIEWS,
+                   exact: bool = False, timestamp: int | None = None) -> list[Mutation]:
+    """Rows of ``views.aggregate`` (mappings or Spark Rows) for one micro-batch or run → HBase mutations.
+
+    Pure and deterministic: the same rows in any order give the same list, sorted by row key. Measures that are
+    null (min/max of an empty group) are left out rather than written. Cells carry the window start as timestamp
+    (speed layer) unless ``timestamp`` is given (the batch layer's version).
+    """
+    catalog = by_name(views)
+    mutations = []
+    for row in rows:
+        record = row.asDict() if hasattr(row, "asDict") else row
+        view = catalog[record["view"]]
+        columns = {BATCH_COLUMN: str(batch_id).encode()}
+        for measure in view.measures:
+            value = record[slot_name(view, measure)]
+            if value is not None:
+                columns[f"m:{measure.name}".encode()] = encode_value(value)
+            if exact and measure.kind == "distinct":
+                columns[f"m:{measure.name}.exact".encode()] = encode_value(record[exact_slot_name(view, measure)])
+        start = int(record["window_start_ms"])
+        mutations.append(Mutation(row_key(view.name, record["key"], start), columns,
+                                  start if timestamp is None else timestamp))
+    mutations.sort(key=lambda m: m.row)
+    return mutations
+
+
+def decode_row(view: View, row: bytes, data: Mapping[bytes, bytes]) -> WindowValue:
+    _, _, start = parse_row_key(row)
+    measures: dict[str, object] = {}
+    for measure in view.measures:
+        raw = data.get(f"m:{measure.name}".encode())
+        if raw is not None:
+            measures[measure.name] = decode_value(raw, measure.kind)
+        exact = data.get(f"m:{measure.name}.exact".encode())
+        if exact is not None:
+            measures[f"{measure.name}.exact"] = int(exact)
+    batch = data.get(BATCH_COLUMN)
+    return WindowValue(start, start + view.window_ms, measures, int(batch) if batch is not None else None)
+
+
+def sketch_estimate(sketch: bytes) -> float:
+    """Estimated distinct count of an HLL sketch written by Spark's ``hll_sketch_agg``."""
+    from datasketches import hll_sketch
+
+    return hll_sketch.deserialize(sketch).get_estimate()
+
+
+# --- I/O ---------------------------------------------------------------------------------------------------------
+
+
+class HBaseUnavailable(RuntimeError):
+    """HBase (its Thrift gateway) did not answer within the retry budget."""
+
+
+def with_connection(pool, action, attempts: int = 3):
+    """``action(connection)`` with a pooled connection, retried on a fresh one when the Thrift server has closed
+    the pooled socket (it drops idle connections); happybase replaces a connection that raised."""
+    from thriftpy2.thrift import TException
+
+    for attempt in range(attempts):
+        try:
+            with pool.connection() as conn:
+                return action(conn)
+        except (TException, OSError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def connection_pool(host: str, port: int, size: int = 2):
+    import happybase
+
+    return happybase.ConnectionPool(size, host=host, port=port, timeout=30000, autoconnect=True)
+
+
+def pool_for(settings, size: int = 2):
+    """A pool to the Thrift gateway that ``settings`` (a ``model.config.Settings``) names."""
+    return connection_pool(settings.host_of("thrift_port"), settings.thrift_port, size=size)
+
+
+def ping(pool) -> None:
+    """Raises unless HBase answers a table listing."""
+    with_connection(pool, lambda conn: conn.tables(), attempts=1)
+
+
+def check_gateway(host: str, port: int, timeout_ms: int = 5000) -> None:
+    """A fresh connection lists the tables, or raises: the health probe of HBase behind its Thrift gateway."""
+    import happybase
+
+    connection = happybase.Connection(host, port, timeout=timeout_ms, autoconnect=False)
+    try:
+        connection.open()
+        connection.tables()
+    finally:
+        connection.close()
+
+
+def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None = None,
+                 extra_families: Mapping[str, dict] | None = None) -> None:
+    family: dict[str, object] = {"max_versions": max_versions}
+    if ttl_seconds:
+        family["time_to_live"] = ttl_seconds
+
+    def create(conn) -> None:
+        if name.encode() in conn.tables():
+            return
+        try:
+            conn.create_table(name, {FAMILY.decode(): family, **(extra_families or {})})
+        except Exception as exc:  # noqa: BLE001 — created concurrently by another process is fine
+            if name.encode() not in conn.tables():
+                raise HBaseUnavailable(f"could not create HBase table {name}: {exc}") from exc
+
+    with_connection(pool, create)
+
+
+def ensure_batch_table(pool, name: str, versions_kept: int) -> None:
+    ensure_table(pool, name, max_versions=versions_kept, extra_families={PUBLISH_FAMILY: {"max_versions": 1}})
+
+
+class ViewWriter:
+    """Writes mutations through Thrift, retrying a dead gateway with backoff for up to ``retry_seconds``."""
+
+    def __init__(self, pool, table: str, retry_seconds: float = 180.0, on_attempt=None) -> None:
+        self.pool = pool
+        self.table = table
+        self.retry_seconds = retry_seconds
+        self.on_attempt = on_attempt or (lambda seconds, error: None)
+
+    def write(self, mutations: Sequence[Mutation]) -> None:
+        if not mutations:
+            return
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                self._write_once(mutations)
+            except Exception as exc:  # noqa: BLE001 — Thrift and socket errors alike; the batch is replayed whole
+                self.on_attempt(time.monotonic() - started, exc)
+                if time.monotonic() + delay > deadline:
+                    raise HBaseUnavailable(f"HBase write to {self.table} failed for {self.retry_seconds:.0f}s: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                log.warning("HBase write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                self.on_attempt(time.monotonic() - started, None)
+                return
+
+    def _write_once(self, mutations: Sequence[Mutation]) -> None:
+        by_timestamp: dict[int, list[Mutation]] = {}
+        for mutation in mutations:
+            by_timestamp.setdefault(mutation.timestamp, []).append(mutation)
+        with self.pool.connection() as conn:
+            table = conn.table(self.table)
+            for timestamp, group in by_timestamp.items():
+                with table.batch(timestamp=timestamp, batch_size=2000) as batch:
+                    for mutation in group:
+                        batch.put(mutation.row, mutation.columns)
+
+
+def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int,
+              version: int | None = None) -> list[WindowValue]:
+    """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first; with ``version``, the
+    cells written at that version (or the newest before it)."""
+    start, stop = window_bound(view.name, key, from_ms), window_bound(view.name, key, to_ms)
+    kwargs = {} if version is None else {"timestamp": version + 1}
+    return with_connection(pool, lambda conn: [
+        decode_row(view, row, data) for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)])
+
+
+def delete_windows(pool, table: str, view: str, keys, from_ms: int, to_ms: int) -> int:
+    """Delete the rows of ``view`` for ``keys`` whose window starts in [from_ms, to_ms); returns how many."""
+    def delete(conn) -> int:
+        handle, deleted = conn.table(table), 0
+        for key in keys:
+            rows = [row for row, _ in handle.scan(row_start=window_bound(view, key, from_ms),
+                                                   row_stop=window_bound(view, key, to_ms), columns=[BATCH_COLUMN])]
+            with handle.batch() as batch:
+                for row in rows:
+                    batch.delete(row)
+            deleted += len(rows)
+        return deleted
+
+    return with_connection(pool, delete)
+
+
+# --- the publication row of the batch table ------------------------------------------------------------------------
+
+
+def read_publications(pool, table: str) -> dict[str, bytes]:
+    """Hour label → the raw publication entry of that hour (empty while the table does not exist)."""
+    def read(conn) -> dict[str, bytes]:
+        if table.encode() not in conn.tables():
+            return {}
+        row = conn.table(table).row(PUBLISH_ROW, columns=[PUBLISH_FAMILY.encode()])
+        return {column.decode().split(":", 1)[1]: value for column, value in row.items()}
+
+    return with_connection(pool, read)
+
+
+def write_publication(pool, table: str, hour_label: str, entry: bytes) -> None:
+    """One put of one hour's entry: HBase applies it atomically."""
+    with_connection(pool, lambda conn: conn.table(table).put(
+        PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label}".encode(): entry}))

@@ -1,0 +1,22 @@
+"""The event log: creating the Kafka topics the speed layer reads and writes."""
+
+from __future__ import annotations
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
+    """Create missing topics (name → partitions); existing ones are left as they are."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="twinlayer-speed-layer")
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()
+                   if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except Exception as exc:  # noqa: BLE001 — a concurrent creator wins; anything else re-raises below
+                if not {t.name for t in missing} <= set(admin.list_topics()):
+                    raise RuntimeError(f"could not create Kafka topics {[t.name for t in missing]}: {exc}") from exc
+    finally:
+        admin.close()

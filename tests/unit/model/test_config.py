@@ -1,0 +1,48 @@
+"""Settings and the rendered local-stack configuration (pure logic, no services)."""
+
+
+import pytest
+from twinlayer.localstack.services import Service, supervisord_conf
+from twinlayer.model.config import Settings, load_settings
+from twinlayer.ops.probes import check_process_only
+
+
+def test_environment_overrides_ports_and_paths(tmp_path):
+    settings = load_settings({"TWINLAYER_KAFKA_PORT": "19092", "TWINLAYER_STATE_DIR": str(tmp_path)})
+    assert settings.kafka_port == 19092
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.state_dir == tmp_path
+    assert settings.logs_dir == tmp_path / "logs"
+
+
+def test_malformed_override_names_the_variable():
+    with pytest.raises(ValueError, match="TWINLAYER_THRIFT_PORT must be an integer"):
+        load_settings({"TWINLAYER_THRIFT_PORT": "ninety"})
+
+
+def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, {"K": "v", "J": '{"a": "b c"}'}),
+            Service("beta", ["/bin/true"], check_process_only)]
+    conf = supervisord_conf(settings, svcs)
+    for name in ("alpha", "beta"):
+        section = conf.split(f"[program:{name}]")[1].split("\n\n")[0]
+        assert "autorestart=true" in section
+        assert "stopasgroup=true" in section and "killasgroup=true" in section
+        assert f"stdout_logfile={tmp_path / 'logs' / (name + '.log')}" in section
+    assert 'command=/bin/echo "a b" 100%%' in conf
+    assert """environment=K=v,J='{"a": "b c"}'""" in conf
+    from supervisor.datatypes import dict_of_key_value_pairs
+
+    assert dict_of_key_value_pairs("""K=v,J='{"a": "b c"}'""") == {"K": "v", "J": '{"a": "b c"}'}
+
+
+def test_every_python_file_of_the_project_compiles():
+    """Modules no unit test imports (the demo, DAGs, docker scripts, benchmarks) still parse on this Python."""
+    from twinlayer.model.config import PROJECT_ROOT
+
+    files = [p for folder in ("include", "dags", "spark_jobs", "docker", "benchmarks", "tests", "scripts")
+             for p in (PROJECT_ROOT / folder).rglob("*.py")]
+    assert len(files) > 40
+    for path in files:
+        compile(path.read_text(), str(path), "exec")
