@@ -46,3 +46,10 @@ def test_every_python_file_of_the_project_compiles():
     assert len(files) > 40
     for path in files:
         compile(path.read_text(), str(path), "exec")
+
+
+def test_kafka_cluster_ids_never_read_as_an_option():
+    from twinlayer.localstack.services import kafka_cluster_id
+
+    ids = [kafka_cluster_id() for _ in range(3000)]  # one id in 64 would start with '-' if nothing prevented it
+    assert len(set(ids)) == len(ids) and not any(i.startswith("-") for i in ids)
