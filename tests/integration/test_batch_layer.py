@@ -13,7 +13,7 @@ import happybase
 import pytest
 import requests
 from twinlayer.batch import drift as batch_drift
-from twinlayer.batch import gates, report
+from twinlayer.batch import gates, late, report
 from twinlayer.batch import publish as publishing
 from twinlayer.batch.quality import QualityGateFailed
 from twinlayer.localstack.generator import Workload, produce
@@ -267,29 +267,29 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     old_version = server.publications()[hours.hour_label(hour)]["version"]
     archived = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).where(
         f"event_hour = '{hours.hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
-    late = archived.copy()
-    late["event_id"] = late["event_id"] + "-late"  # new events, arriving after the hour was published
-    key = late["campaign_id"].iloc[0]
+    late_events = archived.copy()
+    late_events["event_id"] = late_events["event_id"] + "-late"  # new events, arriving after the hour was published
+    key = late_events["campaign_id"].iloc[0]
     before = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
     def late_of_ours():  # (an hour before the first may hold a few late events and is never published here)
         return [h for h in late.late_hours(settings) if h["hour_ms"] in lambda_run.hours]
 
     assert late_of_ours() == []
-    plant_epoch(spark, settings, late, tmp_path)
+    plant_epoch(spark, settings, late_events, tmp_path)
     assert late_of_ours() == [{"hour": hours.hour_label(hour), "hour_ms": hour,
-                               "published": old_version, "archived": old_version + len(late)}]
+                               "published": old_version, "archived": old_version + len(late_events)}]
     state = report.export_state_metrics(settings)
     others = [h for h in late.late_hours(settings) if h["hour_ms"] not in lambda_run.hours]
     assert state["late_hours"] == 1 + len(others)
-    assert state["late_records"] == len(late) + sum(h["archived"] - h["published"] for h in others)
+    assert state["late_records"] == len(late_events) + sum(h["archived"] - h["published"] for h in others)
     assert pushed_value(settings, "twinlayer_batch_late_records") == state["late_records"]
 
     entry = run_hour(settings, hour)
     assert late_of_ours() == []
-    assert entry["version"] == old_version + len(late) and entry["previous"][0] == old_version
+    assert entry["version"] == old_version + len(late_events) and entry["previous"][0] == old_version
     after = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
     total = lambda answer: sum(w["views"] for w in answer["windows"])  # noqa: E731
-    assert total(after) == total(before) + int((late["campaign_id"] == key).sum())
+    assert total(after) == total(before) + int((late_events["campaign_id"] == key).sum())
     assert {w["version"] for w in after["windows"]} == {entry["version"]}
 
     rolled = publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
