@@ -9,7 +9,7 @@ import requests
 from twinlayer.batch import late
 from twinlayer.localstack.airflow_api import AirflowClient
 from twinlayer.localstack.generator import Workload, produce
-from twinlayer.model import hours
+from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.serving.merge import Server
 from twinlayer.storage.archive import read as read_archive
 
@@ -23,19 +23,19 @@ def unused_past_hours(spark, settings, n: int = 1) -> int:
     """The first of ``n`` consecutive hours between one and six days ago that the stack's archive has no record of."""
     archive = read_archive(spark, settings.archive_dir)
     used = set() if archive is None else {r.event_hour for r in archive.select("event_hour").distinct().collect()}
-    now_hour = int(time.time() * 1000) // hours.HOUR_MS * hours.HOUR_MS
-    candidates = [now_hour - h * hours.HOUR_MS for h in range(24, 144 - n)]
+    now_hour = int(time.time() * 1000) // HOUR_MS * HOUR_MS
+    candidates = [now_hour - h * HOUR_MS for h in range(24, 144 - n)]
     random.Random().shuffle(candidates)
     return next(h for h in candidates
-                if all(hours.hour_label(h + i * hours.HOUR_MS) not in used for i in range(n)))
+                if all(hour_label(h + i * HOUR_MS) not in used for i in range(n)))
 
 
 def archive_past_events(spark, settings, first_hour: int, count: int, hours: int = 1, seed: int = 31) -> None:
     """Send ``count`` events spread over ``hours`` past hours to the stack's topic and wait until archived."""
-    labels = [hours.hour_label(first_hour + i * hours.HOUR_MS) for i in range(hours)]
+    labels = [hour_label(first_hour + i * HOUR_MS) for i in range(hours)]
     already = archived_count(spark, settings, labels)
     ticks = iter(range(count))
-    span = hours * hours.HOUR_MS - 60_000
+    span = hours * HOUR_MS - 60_000
     produce(settings.kafka_bootstrap, settings.events_topic,
             Workload(rate=0, count=count, duplicate_fraction=0.05, seed=seed),
             clock=lambda: first_hour + 1000 + next(ticks) * span // count)
@@ -61,7 +61,7 @@ def batch_cells_of(settings, first_hour: int, hours: int) -> dict:
     conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
     try:
         table = conn.table(settings.batch_table)
-        end = first_hour + hours * hours.HOUR_MS
+        end = first_hour + hours * HOUR_MS
         return {row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
                 for row, data in table.scan(columns=[b"m"]) if first_hour <= parse_row_key(row)[2] < end}
     finally:
@@ -72,20 +72,20 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     hour = unused_past_hours(spark, settings)
     archive_past_events(spark, settings, hour, 3000)
 
-    run_id = f"test_{hours.hour_label(hour)}_{int(time.time())}"
-    result = AirflowClient(settings.url("airflow_port")).run_interval(DAG_ID, hour, hour + hours.HOUR_MS, run_id)
+    run_id = f"test_{hour_label(hour)}_{int(time.time())}"
+    result = AirflowClient(settings.url("airflow_port")).run_interval(DAG_ID, hour, hour + HOUR_MS, run_id)
     assert result["state"] == "success", result["tasks"]
     assert set(result["tasks"].values()) == {"success"}
     print(f"DAG run wall time: {result['seconds']:.0f}s")
 
     records = [r for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic)
-               if hour <= (truth.event_time_of(r) or 0) < hour + hours.HOUR_MS]
+               if hour <= (truth.event_time_of(r) or 0) < hour + HOUR_MS]
     events = truth.dedupe_first([e for _, e in truth.classify(records).valid])
     expected = {c: v for c, v in truth.view_cells(events).items() if c[0] == "campaign_views_10s"}
     key = sorted({k for _, k, _ in expected})[0]
     answer = requests.get(f"{settings.url('serving_port')}/views/campaign_views_10s", timeout=10,
-                          params={"key": key, "from": str(hour), "to": str(hour + hours.HOUR_MS)}).json()
-    assert answer["boundary_ms"] >= hour + hours.HOUR_MS
+                          params={"key": key, "from": str(hour), "to": str(hour + HOUR_MS)}).json()
+    assert answer["boundary_ms"] >= hour + HOUR_MS
     assert {w["window_start_ms"]: w["views"] for w in answer["windows"]} == \
         {s: c["views"] for (_, k, s), c in expected.items() if k == key}
     assert {w["source"] for w in answer["windows"]} == {"batch"}
@@ -95,11 +95,11 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
     first = unused_past_hours(spark, settings, n=3)
     archive_past_events(spark, settings, first, 4500, hours=3, seed=41)
     client = AirflowClient(settings.url("airflow_port"))
-    last = first + 2 * hours.HOUR_MS
+    last = first + 2 * HOUR_MS
     runs = client.backfill(DAG_ID, first, last)
-    assert runs == {first + i * hours.HOUR_MS: "success" for i in range(3)}
+    assert runs == {first + i * HOUR_MS: "success" for i in range(3)}
     publications = Server(settings).publications()
-    assert all(hours.hour_label(first + i * hours.HOUR_MS) in publications for i in range(3))
+    assert all(hour_label(first + i * HOUR_MS) in publications for i in range(3))
     cells = batch_cells_of(settings, first, 3)
     assert cells
 
@@ -111,10 +111,10 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
 
 def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(stack, settings, spark):
     hour = unused_past_hours(spark, settings)
-    label = hours.hour_label(hour)
+    label = hour_label(hour)
     archive_past_events(spark, settings, hour, 1000, seed=51)
     client = AirflowClient(settings.url("airflow_port"))
-    first = client.run_interval(DAG_ID, hour, hour + hours.HOUR_MS, f"test_{label}_{int(time.time())}")
+    first = client.run_interval(DAG_ID, hour, hour + HOUR_MS, f"test_{label}_{int(time.time())}")
     assert first["state"] == "success", first["tasks"]
     version = Server(settings).publications()[label]["version"]
     assert label not in {h["hour"] for h in late.late_hours(settings)}

@@ -73,7 +73,7 @@ def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
     stalled = pids(stack)["speed-layer"]
     os.kill(stalled, signal.SIGSTOP)  # alive to the supervisor, silent to everyone else
     try:
-        verdict = check_and_heal(settings)
+        verdict = check_and_heal(settings, restart=lambda: stack.restart_supervised("speed-layer"))
     finally:
         try:
             os.kill(stalled, signal.SIGCONT)
@@ -89,4 +89,5 @@ def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
         except Exception:  # noqa: BLE001 — still starting
             assert time.monotonic() < deadline, "the restarted speed layer did not come back"
             time.sleep(2)
-    assert check_and_heal(settings) == {"problem": None, "restarted": False}
+    assert check_and_heal(settings, restart=lambda: stack.restart_supervised("speed-layer")) == {
+        "problem": None, "restarted": False}
