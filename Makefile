@@ -7,7 +7,7 @@ JARS_STAMP := build/jars/.stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars packages deps up down status logs demo test test-unit clean clean-state freeze
+.PHONY: help install jars packages deps up down status logs demo test test-unit bench clean clean-state freeze
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ test: deps ## the whole suite on the real stack (started if not already healthy,
 
 test-unit: install jars ## pure-logic tests only (local Spark included), no services
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: up ## speed-layer figures on the running stack (JSON lines in state/bench/); takes about 15 minutes
+	$(BIN)/python benchmarks/speed_layer.py all
 
 freeze: ## rewrite constraints.txt from the current environment
 	$(BIN)/pip freeze --exclude-editable | grep -v '^twinlayer' > constraints.txt

@@ -1,30 +1,33 @@
-"""Speed-layer benchmarks on the running embedded stack (`make up` first). Prints figures; asserts nothing.
+"""Speed-layer figures, measured on the running embedded stack's own speed layer (`make up` first; `make bench` runs
+`all`). Prints each figure and appends it as a JSON line to state/bench/speed.jsonl; asserts nothing.
 
+    python benchmarks/speed_layer.py all
     python benchmarks/speed_layer.py throughput [--events 2000000]
-        Preloads a fresh topic, then measures in one run: Spark's Kafka→noop ceiling (read only), Kafka→parse→noop,
-        and the real speed layer (all three queries) draining the same records. Reports events/s and ratios.
-
+        The stack's speed layer is stopped, the events are preloaded into its topic, Spark's Kafka->noop and
+        Kafka->parse->noop drain them (the ceiling), then the speed layer is started and drains them (both queries).
     python benchmarks/speed_layer.py freshness [--rate 25000] [--seconds 120]
-        Sends events at a fixed rate to a live speed layer and, for every (campaign, 10 s window), measures how long
-        after the window's end its final count is visible in HBase. Reports p50/p90/p99.
-
+        Events at a fixed rate; for every (campaign, 10 s window) of a sample of campaigns, how long after the
+        window's end its final count is visible through the serving API.
+    python benchmarks/speed_layer.py cold-start
+        The speed layer restarted as `make up` starts it: from the moment its probe passes (when `make up` returns)
+        to the first window of new events visible through the serving API.
+    python benchmarks/speed_layer.py idle-cpu [--idle-seconds 60]
+        CPU of every process of the stack over a quiet minute, in cores.
     python benchmarks/speed_layer.py generator [--events 500000]
-        The generator's top rate with each Kafka client.
+        The load generator's top rate with each Kafka client.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import requests
 from twinlayer.localstack.generator import (
@@ -34,160 +37,249 @@ from twinlayer.localstack.generator import (
     paced,
     produce,
 )
+from twinlayer.localstack.stack import Stack
 from twinlayer.model import events as ev
 from twinlayer.model.config import PROJECT_ROOT, load_settings
-from twinlayer.storage.hbase import connection_pool, parse_row_key
+from twinlayer.ops.probes import check_speed_layer
+from twinlayer.speed import QUERIES
 from twinlayer.storage.kafka import ensure_topics
 
 SETTINGS = load_settings()
+RESULTS = SETTINGS.state_dir / "bench" / "speed.jsonl"
+VIEW, WINDOW_MS = "campaign_views_10s", 10_000  # the view the freshness figures follow
+COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                        cwd=PROJECT_ROOT).stdout.strip()
 
 
-def _metric(port: int, name: str, query: str) -> float:
-    body = requests.get(f"http://{SETTINGS.host}:{port}/metrics", timeout=2).text
+def record(metric: str, value: float, unit: str, **extra) -> None:
+    line = {"bench": "speed", "metric": metric, "value": round(value, 3), "unit": unit, "commit": COMMIT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as out:
+        out.write(json.dumps(line) + "\n")
+    print(f"{metric:<44} {value:>14,.3f} {unit}  {json.dumps(extra) if extra else ''}", flush=True)
+
+
+def speed_metric(name: str, query: str) -> float:
+    body = requests.get(f"{SETTINGS.url('speed_metrics_port')}/metrics", timeout=5).text
     match = re.search(rf'^{name}{{query="{query}"}} (\S+)$', body, re.M)
     return float(match.group(1)) if match else 0.0
 
 
-def _start_speed_layer(topic: str, root: Path, port: int, extra: list[str] = ()) -> subprocess.Popen:
-    log = open(root / "speed-layer.log", "wb")
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py"), "--topic", topic,
-         "--dlq-topic", f"{topic}-dlq", "--table", topic.replace("-", "_"), "--archive-dir", str(root / "archive"),
-         "--checkpoint-dir", str(root / "checkpoints"), "--metrics-port", str(port), *extra],
-        stdout=log, stderr=subprocess.STDOUT)
-
-
-def _wait_active(port: int, process: subprocess.Popen, timeout: float = 240) -> None:
+def wait(predicate, timeout: float, what: str, poll: float = 0.2) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("speed layer exited early; see its log")
         try:
-            if all(_metric(port, "twinlayer_speed_query_active", q) == 1 for q in ("views", "archive", "dead_letters")):
-                return
-        except requests.RequestException:
+            if predicate():
+                return time.monotonic()
+        except (requests.RequestException, OSError, RuntimeError):
             pass
-        time.sleep(0.5)
-    raise SystemExit("speed layer did not start")
+        time.sleep(poll)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _spark_drain_rate(topic: str, events: int, parse: bool) -> float:
+def healthy_stack(timeout: float = 240) -> Stack:
+    """The running stack, once every service answers (a service just restarted gets ``timeout`` to come back)."""
+    stack = Stack(SETTINGS, out=lambda line: None)
+    if not stack.supervisor_running():
+        raise SystemExit("the embedded stack is not running: run `make up` first")
+    deadline = time.monotonic() + timeout
+    while not stack.healthy():
+        if time.monotonic() > deadline:
+            down = ", ".join(f"{name} ({why})" for name, state, why in stack.status() if state != "up")
+            raise SystemExit(f"the embedded stack is not healthy: {down}")
+        time.sleep(2)
+    return stack
+
+
+def end_offsets(topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": SETTINGS.kafka_bootstrap, "group.id": "twinlayer-bench"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in metadata.partitions}
+    finally:
+        consumer.close()
+
+
+def spark_drain_rate(starting: dict[int, int], events: int, parse: bool) -> float:
     from twinlayer.runtime.spark import build_session
     from twinlayer.speed.parse import campaign_mapping, parse_events
     from twinlayer.speed.stream import kafka_stream
 
     spark = build_session("benchmark-ceiling", SETTINGS)
     spark.sparkContext.setLogLevel("ERROR")
-    frame = kafka_stream(spark, SETTINGS.kafka_bootstrap, topic, "earliest")
+    offsets = json.dumps({SETTINGS.events_topic: {str(p): o for p, o in starting.items()}})
+    frame = kafka_stream(spark, SETTINGS.kafka_bootstrap, SETTINGS.events_topic, offsets)
     if parse:
         frame = parse_events(frame, campaign_mapping(spark))
-    with tempfile.TemporaryDirectory() as checkpoint:
-        started = time.perf_counter()
-        query = (frame.writeStream.format("noop").option("checkpointLocation", checkpoint)
-                 .trigger(availableNow=True).start())
-        query.awaitTermination()
-        seconds = time.perf_counter() - started
-    spark.stop()
-    return events / seconds
+    try:
+        with tempfile.TemporaryDirectory() as checkpoint:
+            started = time.perf_counter()
+            (frame.writeStream.format("noop").option("checkpointLocation", checkpoint)
+             .trigger(availableNow=True).start().awaitTermination())
+            return events / (time.perf_counter() - started)
+    finally:
+        spark.stop()
 
 
 def throughput(args) -> None:
-    topic = f"bench-throughput-{int(time.time())}"
-    ensure_topics(SETTINGS.kafka_bootstrap, {topic: SETTINGS.events_partitions})
-    loaded = produce(SETTINGS.kafka_bootstrap, topic, Workload(rate=0, count=args.events, seed=5))
-    print(f"preloaded {loaded['sent']} events at {loaded['events_per_second']:.0f}/s")
-    ceiling = _spark_drain_rate(topic, args.events, parse=False)
-    print(f"Spark Kafka->noop ceiling            {ceiling:12,.0f} events/s")
-    parsed = _spark_drain_rate(topic, args.events, parse=True)
-    print(f"Spark Kafka->parse->noop             {parsed:12,.0f} events/s")
-
-    root = Path(tempfile.mkdtemp(prefix="twinlayer-bench-"))
-    port = 9188
-    process = _start_speed_layer(topic, root, port)
+    stack = healthy_stack()
+    stack.stop("speed-layer")
     try:
-        _wait_active(port, process)
-        started = time.perf_counter()
-        done: dict[str, float] = {}
-        while len(done) < 3:
-            for query in ("views", "archive", "dead_letters"):
-                if query not in done and _metric(port, "twinlayer_speed_input_rows_total", query) >= args.events:
-                    done[query] = time.perf_counter() - started
-            time.sleep(0.2)
+        starting = end_offsets(SETTINGS.events_topic)
+        loaded = produce(SETTINGS.kafka_bootstrap, SETTINGS.events_topic, Workload(rate=0, count=args.events, seed=5))
+        print(f"preloaded {loaded['sent']:,} events at {loaded['events_per_second']:,.0f}/s", flush=True)
+        ceiling = spark_drain_rate(starting, args.events, parse=False)
+        record("kafka_to_noop_events_per_second", ceiling, "events/s")
+        record("kafka_parse_noop_events_per_second", spark_drain_rate(starting, args.events, parse=True), "events/s")
     finally:
-        process.terminate()
-        process.wait(60)
-        shutil.rmtree(root, ignore_errors=True)
-    slowest = max(done.values())
-    speed = args.events / slowest
-    for query, seconds in sorted(done.items(), key=lambda kv: kv[1]):
-        print(f"speed layer: {query:<13} drained in {seconds:6.1f}s")
-    print(f"speed layer, all three queries       {speed:12,.0f} events/s")
-    print(f"ratio speed layer / Kafka->noop      {speed / ceiling:12.2f}")
+        stack.start("speed-layer")
+    active = wait(lambda: check_speed_layer(SETTINGS) is None, 240, "the speed layer's queries")
+    done: dict[str, float] = {}
+
+    def drained() -> bool:
+        for query in QUERIES:
+            if query not in done and speed_metric("twinlayer_speed_input_rows_total", query) >= args.events:
+                done[query] = time.monotonic() - active
+        return len(done) == len(QUERIES)
+
+    wait(drained, 1800, "the speed layer to drain the preloaded events")
+    for query, seconds in done.items():
+        record(f"speed_{query}_query_events_per_second", args.events / seconds, "events/s",
+               note="drained while the other query ran on the same cores")
+    rate = args.events / max(done.values())
+    record("speed_layer_events_per_second", rate, "events/s", target=100_000, events=args.events)
+    record("speed_layer_ratio_to_kafka_noop", rate / ceiling, "ratio", target=0.7, floor=0.3)
+
+
+class ServingPoller:
+    """Polls the serving API for the windows of a few campaigns and notes when each reaches an expected count."""
+
+    def __init__(self, campaigns: list[str], since_ms: int) -> None:
+        self.campaigns, self.since_ms = campaigns, since_ms
+        self.visible: dict[tuple[str, int], float] = {}
+        self.expected: dict[tuple[str, int], int] = defaultdict(int)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        url = f"{SETTINGS.url('serving_port')}/views/{VIEW}"
+        while not self.stop.is_set():
+            for campaign in self.campaigns:
+                now = time.time()
+                try:
+                    windows = session.get(url, params={"key": campaign, "from": self.since_ms}, timeout=5).json()
+                except (requests.RequestException, ValueError):
+                    continue
+                for w in windows.get("windows", []):
+                    cell = (campaign, w["window_start_ms"])
+                    if cell not in self.visible and w["window_end_ms"] <= now * 1000 \
+                            and w.get("views") == self.expected.get(cell):
+                        self.visible[cell] = now
+            time.sleep(0.2)
+
+
+def freshness_at(rate: float, seconds: float, sample: int = 5) -> None:
+    ads = ev.ad_campaigns()
+    campaigns = sorted(set(ads.values()))[:sample]
+    chosen = set(campaigns)
+    poller = ServingPoller(campaigns, int(time.time() * 1000))
+    view_marker, ad_re, time_re = b'"event_type":"view"', re.compile(rb'"ad_id":"([^"]+)"'), \
+        re.compile(rb'"event_time":(\d+)')
+    poller.thread.start()
+    sender = LibrdkafkaSender(SETTINGS.kafka_bootstrap)
+    workload = Workload(rate=rate, duration=seconds, seed=int(time.time()))
+    sent = 0
+    started = time.monotonic()
+    for payload in paced(workload, EventFactory(workload)):
+        sender.send(SETTINGS.events_topic, payload)
+        sent += 1
+        if view_marker in payload:
+            campaign = ads[ad_re.search(payload).group(1).decode()]
+            if campaign in chosen:
+                start = int(time_re.search(payload).group(1)) // WINDOW_MS * WINDOW_MS
+                poller.expected[(campaign, start)] += 1
+    sender.close()
+    achieved = sent / (time.monotonic() - started)
+    time.sleep(15)
+    poller.stop.set()
+    poller.thread.join(10)
+    starts = sorted({start for _, start in poller.expected})
+    complete = [c for c in poller.expected if starts[0] < c[1] < starts[-1]]  # whole windows only
+    delays = sorted(poller.visible[c] - (c[1] + WINDOW_MS) / 1000 for c in complete if c in poller.visible)
+    missing = len(complete) - len(delays)
+    if len(delays) < 3:
+        raise SystemExit(f"freshness at {rate:,.0f}/s: only {len(delays)} windows became visible ({missing} never)")
+    q = statistics.quantiles(delays, n=100)
+    common = {"rate": rate, "achieved_rate": round(achieved), "windows": len(delays), "never_visible": missing}
+    record(f"freshness_p50_seconds_at_{rate / 1000:.0f}k", q[49], "s", **common, target=1.0)
+    record(f"freshness_p90_seconds_at_{rate / 1000:.0f}k", q[89], "s", **common)
+    record(f"freshness_p99_seconds_at_{rate / 1000:.0f}k", q[98], "s", **common, target=2.0,
+           **({"floor": 3.0} if rate == 10_000 else {}))
 
 
 def freshness(args) -> None:
-    topic = f"bench-freshness-{int(time.time())}"
-    ensure_topics(SETTINGS.kafka_bootstrap, {topic: SETTINGS.events_partitions})
-    table = topic.replace("-", "_")
-    root = Path(tempfile.mkdtemp(prefix="twinlayer-bench-"))
-    port = 9189
-    process = _start_speed_layer(topic, root, port)
-    sent: dict[tuple[str, int], int] = defaultdict(int)
-    visible: dict[tuple[str, int], float] = {}
+    healthy_stack()
+    for rate in args.rates:
+        freshness_at(rate, args.seconds)
+
+
+def cold_start(args) -> None:
+    stack = healthy_stack()
+    stack.stop("speed-layer")
+    stack.start("speed-layer")
+    up = wait(lambda: check_speed_layer(SETTINGS) is None, 240, "the speed layer's probe")
+    since_ms = int(time.time() * 1000)
+    campaign = sorted(set(ev.ad_campaigns().values()))[0]
     stop = threading.Event()
-    ads = ev.ad_campaigns()
-    view_marker = b'"event_type":"view"'
-    ad_re, time_re = re.compile(rb'"ad_id":"([^"]+)"'), re.compile(rb'"event_time":(\d+)')
 
     def send() -> None:
-        sender = LibrdkafkaSender(SETTINGS.kafka_bootstrap)
-        workload = Workload(rate=args.rate, duration=args.seconds, seed=9)
-        for payload in paced(workload, EventFactory(workload)):
-            sender.send(topic, payload)
-            if view_marker in payload:
-                start = int(time_re.search(payload).group(1)) // 10_000 * 10_000
-                sent[(ads[ad_re.search(payload).group(1).decode()], start)] += 1
-        sender.close()
-
-    def poll() -> None:
-        pool = connection_pool(SETTINGS.host, SETTINGS.thrift_port, size=1)
+        seed = 0
         while not stop.is_set():
-            now = time.time()
-            with pool.connection() as conn:
-                table_ = conn.table(table)
-                for bucket in range(16):
-                    prefix = f"{bucket:02x}|campaign_views_10s|".encode()
-                    for row, data in table_.scan(row_start=prefix, row_stop=prefix[:-1] + b"}", columns=[b"m:views"]):
-                        _, key, start = parse_row_key(row)
-                        cell = (key, start)
-                        if cell not in visible and start + 10_000 <= now * 1000 and sent.get(cell) == int(data[b"m:views"]):
-                            visible[cell] = now
-            time.sleep(0.05)
+            seed += 1
+            produce(SETTINGS.kafka_bootstrap, SETTINGS.events_topic, Workload(rate=5000, duration=0.5, seed=seed))
 
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    url = f"{SETTINGS.url('serving_port')}/views/{VIEW}"
     try:
-        _wait_active(port, process)
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        send()
-        time.sleep(15)
-        stop.set()
-        poller.join(10)
-        batches = _metric(port, "twinlayer_speed_batch_duration_seconds_count", "views")
-        busy = _metric(port, "twinlayer_speed_batch_duration_seconds_sum", "views")
-        print(f"views query: {batches:.0f} micro-batches, {busy / max(batches, 1):.2f}s each on average")
+        visible = wait(lambda: any(w.get("views") for w in requests.get(
+            url, params={"key": campaign, "from": since_ms}, timeout=5).json()["windows"]), 120,
+            "the first window of new events", poll=0.1)
     finally:
-        process.terminate()
-        process.wait(60)
-        shutil.rmtree(root, ignore_errors=True)
-    window_ends = {start + 10_000 for _, start in sent}
-    complete = [cell for cell in sent if cell[1] + 10_000 <= max(window_ends) - 10_000 and cell[1] > min(window_ends)]
-    delays = sorted(visible[c] - (c[1] + 10_000) / 1000 for c in complete if c in visible)
-    missing = sum(1 for c in complete if c not in visible)
-    q = statistics.quantiles(delays, n=100) if len(delays) > 2 else [float("nan")] * 99
-    print(f"rate {args.rate:,.0f} events/s for {args.seconds:.0f}s: {len(delays)} (campaign, window) cells measured, "
-          f"{missing} never matched the sent count")
-    print(f"freshness (window end -> final count visible in HBase): p50 {q[49]:.2f}s  p90 {q[89]:.2f}s  "
-          f"p99 {q[98]:.2f}s  max {delays[-1] if delays else float('nan'):.2f}s")
+        stop.set()
+        sender.join(10)
+    record("cold_start_seconds", visible - up, "s", target=5.0, floor=10.0,
+           note="speed layer's probe passed (make up returns) -> first window of new events through serving")
+
+
+def idle_cpu(args) -> None:
+    import psutil
+
+    stack = healthy_stack()
+    pids = {name: info["pid"] for name, info in stack.process_info().items() if info["pid"]}
+
+    def cpu_seconds() -> dict[str, float]:
+        totals = {}
+        for name, pid in pids.items():
+            try:
+                process = psutil.Process(pid)
+                tree = [process, *process.children(recursive=True)]
+                totals[name] = sum(sum(p.cpu_times()[:4]) for p in tree)
+            except psutil.NoSuchProcess:
+                totals[name] = 0.0
+        return totals
+
+    before = cpu_seconds()
+    time.sleep(args.idle_seconds)
+    after = cpu_seconds()
+    cores = {name: (after[name] - before.get(name, 0.0)) / args.idle_seconds for name in after}
+    record("idle_stack_cpu_cores", sum(cores.values()), "cores", target=0.3, seconds=args.idle_seconds,
+           by_service={k: round(v, 3) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])})
 
 
 def generator(args) -> None:
@@ -196,24 +288,27 @@ def generator(args) -> None:
     for client in ("librdkafka", "kafka-python"):
         count = args.events if client == "librdkafka" else args.events // 5
         result = produce(SETTINGS.kafka_bootstrap, topic, Workload(rate=0, count=count), client=client)
-        print(f"generator with {client:<12} {result['events_per_second']:12,.0f} events/s ({count} events)")
+        record(f"generator_{client}_events_per_second", result["events_per_second"], "events/s")
+
+
+def run_all(args) -> None:
+    idle_cpu(args)
+    cold_start(args)
+    freshness(args)
+    throughput(args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("throughput")
-    t.add_argument("--events", type=int, default=2_000_000)
-    t.set_defaults(func=throughput)
-    f = sub.add_parser("freshness")
-    f.add_argument("--rate", type=float, default=25_000)
-    f.add_argument("--seconds", type=float, default=120)
-    f.set_defaults(func=freshness)
-    g = sub.add_parser("generator")
-    g.add_argument("--events", type=int, default=500_000)
-    g.set_defaults(func=generator)
+    parser.add_argument("command", choices=["all", "throughput", "freshness", "cold-start", "idle-cpu", "generator"])
+    parser.add_argument("--events", type=int, default=2_000_000, help="throughput: events preloaded")
+    parser.add_argument("--rates", type=float, nargs="+", default=[10_000, 25_000], help="freshness: events/s")
+    parser.add_argument("--seconds", type=float, default=120, help="freshness: seconds per rate")
+    parser.add_argument("--idle-seconds", type=float, default=60, help="idle-cpu: seconds measured")
     args = parser.parse_args()
-    args.func(args)
+    commands = {"all": run_all, "throughput": throughput, "freshness": freshness, "cold-start": cold_start,
+                "idle-cpu": idle_cpu, "generator": generator}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

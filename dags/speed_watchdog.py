@@ -1,7 +1,7 @@
 """
 ### Speed-layer watchdog
 
-Every two minutes: is every streaming query of the speed layer (views, archive, dead_letters) running and has each
+Every two minutes: is every streaming query of the speed layer (views, ingest) running and has each
 reported progress in the last two minutes? If not, the speed layer is restarted through the stack's supervisor
 (it resumes from its checkpoints) and this run fails, so the incident shows here in red with its reason.
 `twinlayer_speed_watchdog_healthy` in the Pushgateway records each verdict.

@@ -18,6 +18,7 @@ from twinlayer.runtime.spark import build_session
 from twinlayer.speed.metrics import ProgressListener, SpeedMetrics, serve
 from twinlayer.speed.stream import (
     QUERIES,
+    SESSION_CONF,
     CheckpointMissing,
     SpeedOptions,
     start_speed_layer,
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     wait_for(lambda: ensure_topics(settings.kafka_bootstrap,
                                    {options.topic: settings.events_partitions, options.dlq_topic: 1}), "Kafka")
     wait_for(lambda: hbase_store.ping(hbase_store.pool_for(settings, size=1)), "HBase Thrift")
-    spark = build_session("twinlayer-speed-layer", settings)
+    spark = build_session("twinlayer-speed-layer", settings, SESSION_CONF)
     spark.sparkContext.setLogLevel("WARN")
     metrics = SpeedMetrics()
     spark.streams.addListener(ProgressListener(metrics))

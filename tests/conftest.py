@@ -84,7 +84,7 @@ class SpeedLayerProcess:
                                         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include")})
         if wait:
             self.wait_until(lambda m: all(m.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0
-                                          for q in ("views", "archive", "dead_letters")), 180, "queries to start")
+                                          for q in ("views", "ingest")), 180, "queries to start")
         return self
 
     def metrics(self) -> dict:

@@ -17,8 +17,8 @@ from twinlayer.batch import gates, late, report
 from twinlayer.batch import publish as publishing
 from twinlayer.batch.quality import QualityGateFailed
 from twinlayer.localstack.generator import Workload, produce
-from twinlayer.model import hours
 from twinlayer.model.config import PROJECT_ROOT
+from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, by_name
 from twinlayer.runtime.spark import spark_home
 from twinlayer.serving.merge import Server
@@ -46,25 +46,24 @@ def lambda_run(stack, settings, tmp_path_factory):
                                 batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"))
     run.args[run.args.index("--archive-dir") + 1] = str(local.archive_dir)
     now_ms = int(time.time() * 1000)
-    first_hour = now_ms - now_ms % hours.HOUR_MS - (HOURS + 1) * hours.HOUR_MS
+    first_hour = now_ms - now_ms % HOUR_MS - (HOURS + 1) * HOUR_MS
     count = 9000
     ticks = iter(range(count * 2))
-    clock = lambda: first_hour + next(ticks) * (HOURS * hours.HOUR_MS) // count  # noqa: E731
+    clock = lambda: first_hour + next(ticks) * (HOURS * HOUR_MS) // count  # noqa: E731
     run.start()
     try:
         produce(settings.kafka_bootstrap, run.topic,
                 Workload(rate=0, count=count, late_fraction=0.03, late_by_ms=120_000, duplicate_fraction=0.03,
                          malformed_fraction=0.03, seed=21), clock=clock)
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
-        run.wait_until(lambda m: all(run.processed(q) >= len(records) for q in ("views", "archive", "dead_letters")),
+        run.wait_until(lambda m: all(run.processed(q) >= len(records) for q in ("views", "ingest")),
                        240, "the speed layer to archive every record")
-        time.sleep(11)  # the archive query's next trigger commits its last files
     finally:
         run.stop()
     classified = truth.classify(records)
     events = truth.dedupe_first([e for _, e in classified.valid])
     yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run"])(
-        local, [first_hour + i * hours.HOUR_MS for i in range(HOURS)], events, run)
+        local, [first_hour + i * HOUR_MS for i in range(HOURS)], events, run)
 
 
 def env_for(settings):
@@ -89,7 +88,7 @@ def run_hour(settings, hour):
     """The recompute DAG's steps for one hour, in its order."""
     started = time.monotonic()
     raw_facts = gates.gate_raw(settings, hour).facts
-    spark_submit_recompute(settings, hour, hour + hours.HOUR_MS)
+    spark_submit_recompute(settings, hour, hour + HOUR_MS)
     gates.gate_version(settings, hour, raw_facts)
     entry = publishing.publish_hour(settings, hour)
     batch_drift.hour_drift(settings, hour)
@@ -114,7 +113,7 @@ def published(lambda_run):
 
 
 def test_merged_answer_equals_truth_for_every_published_window(lambda_run, published):
-    start, end = lambda_run.hours[0], lambda_run.hours[-1] + hours.HOUR_MS
+    start, end = lambda_run.hours[0], lambda_run.hours[-1] + HOUR_MS
     # (planted "future" records are valid here: they are in the future of the generator's past clock only)
     expected = {cell: v for cell, v in truth.view_cells(lambda_run.events).items() if start <= cell[2] < end}
     server = Server(lambda_run.settings)
@@ -137,9 +136,9 @@ def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless
     settings = lambda_run.settings
     before = batch_cells(settings)
     pointers = publishing.published(hbase_store.pool_for(settings, 1), settings)
-    spark_submit_recompute(settings, lambda_run.hours[1], lambda_run.hours[1] + hours.HOUR_MS)  # rerun one hour
+    spark_submit_recompute(settings, lambda_run.hours[1], lambda_run.hours[1] + HOUR_MS)  # rerun one hour
     assert batch_cells(settings) == before
-    spark_submit_recompute(settings, lambda_run.hours[0], lambda_run.hours[-1] + hours.HOUR_MS)  # three hours
+    spark_submit_recompute(settings, lambda_run.hours[0], lambda_run.hours[-1] + HOUR_MS)  # three hours
     assert batch_cells(settings) == before
     assert publishing.publish_hour(settings, lambda_run.hours[1]) == pointers[lambda_run.hours[1]]
     older = pointers[lambda_run.hours[1]]["version"] - 1  # a slower run of the same hour, with less of the archive
@@ -152,9 +151,9 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
     from pyspark.sql import functions as F
 
     settings = lambda_run.settings
-    bad_hour = lambda_run.hours[-1] + hours.HOUR_MS
+    bad_hour = lambda_run.hours[-1] + HOUR_MS
     good = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).limit(400).toPandas()
-    good["event_time_ms"] = bad_hour + (good.index.to_numpy() * 7_000) % hours.HOUR_MS
+    good["event_time_ms"] = bad_hour + (good.index.to_numpy() * 7_000) % HOUR_MS
     # the speed layer saw all 400 (its cells say so) ...
     full = spark.createDataFrame(good.drop(columns=["event_hour"]))
     full = full.withColumn("event_time", F.timestamp_millis("event_time_ms"))
@@ -172,7 +171,7 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
     key = parse_row_key(next(m.row for m in mutations if f"|{view.name}|".encode() in m.row))[1]
-    before = server.query(view, key, bad_hour, bad_hour + hours.HOUR_MS).as_dict()
+    before = server.query(view, key, bad_hour, bad_hour + HOUR_MS).as_dict()
     pointers = server.publications()
     with pytest.raises(QualityGateFailed) as failure:
         gates.gate_raw(settings, bad_hour)
@@ -181,24 +180,20 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
     assert "expect_column_values_to_be_between(event_time_ms)" in message
     assert "expect_table_row_count_to_be_between" in message
     assert server.publications() == pointers
-    assert server.query(view, key, bad_hour, bad_hour + hours.HOUR_MS).as_dict() == before
+    assert server.query(view, key, bad_hour, bad_hour + HOUR_MS).as_dict() == before
     assert all(w["source"] == "speed" for w in before["windows"]) and before["windows"]
     assert pushed_value(settings, "twinlayer_batch_gate_success", gate="raw") == 0
 
 
 def plant_epoch(spark, settings, frame, tmp_path):
-    """Write rows into a new archive epoch through Spark's file sink, as the speed layer would commit them."""
+    """Write rows into a new archive epoch as the speed layer's ingest query commits a micro-batch; every row goes
+    to the partition of the latest event time (rows whose event time lies outside it are for the gates to find)."""
     from pyspark.sql import functions as F
 
-    source = tmp_path / "planted"
-    spark.createDataFrame(frame.drop(columns=["event_hour"])).write.mode("overwrite").parquet(str(source))
-    epoch = settings.archive_dir / f"epoch={len(archive_epochs(settings.archive_dir)) + 1:04d}"
-    stream = spark.readStream.schema(spark.read.parquet(str(source)).schema).parquet(str(source))
-    stream = stream.withColumn("event_hour", F.date_format(F.timestamp_millis(
-        F.lit(int(frame["event_time_ms"].max()))), "yyyy-MM-dd'T'HH"))
-    query = (stream.writeStream.format("parquet").partitionBy("event_hour").option("path", str(epoch))
-             .option("checkpointLocation", str(tmp_path / "planted-checkpoint")).trigger(availableNow=True).start())
-    query.awaitTermination()
+    epoch = archive.open_epoch(settings.archive_dir, len(archive_epochs(settings.archive_dir)) + 1)
+    rows = spark.createDataFrame(frame.drop(columns=["event_hour"]))
+    rows = rows.withColumn("event_time", F.timestamp_millis(F.lit(int(frame["event_time_ms"].max()))))
+    archive.write_batch(rows, epoch, batch_id=0)
 
 
 def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, published):
@@ -209,19 +204,19 @@ def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, 
     try:
         speed = conn.table(settings.speed_table)
         rows = list(speed.scan(columns=[b"m:views"]))
-        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + hours.HOUR_MS][:5]
+        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + HOUR_MS][:5]
         for row, data in planted:  # the speed layer "miscounted" five windows by +7
             speed.put(row, {b"m:views": str(int(data[b"m:views"]) + 7).encode()}, timestamp=int(row[-13:]))
     finally:
         conn.close()
     expected_cells = {(k, s): c for (v, k, s), c in truth.view_cells(lambda_run.events).items()
-                      if v == view.name and hour <= s < hour + hours.HOUR_MS}
+                      if v == view.name and hour <= s < hour + HOUR_MS}
     server = Server(settings)
     speed_values = {}
     from twinlayer.storage.hbase import read_view
 
     for key in {k for k, _ in expected_cells}:
-        for w in read_view(server.pool, settings.speed_table, view, key, hour, hour + hours.HOUR_MS):
+        for w in read_view(server.pool, settings.speed_table, view, key, hour, hour + HOUR_MS):
             speed_values[(key, w.window_start_ms)] = w.measures["views"]
     real_gap = sum(abs(c["views"] - speed_values.get(cell, 0)) for cell, c in expected_cells.items())
     real_total = sum(c["views"] for c in expected_cells.values())
@@ -254,7 +249,7 @@ def test_expire_and_rollback(lambda_run, published):
     key = next(k for (v, k, s) in truth.view_cells(lambda_run.events) if v == view.name)
     from twinlayer.storage.hbase import read_view
 
-    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + hours.HOUR_MS) == []
+    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + HOUR_MS) == []
     with pytest.raises(ValueError, match="no earlier published version"):
         publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
 
@@ -264,19 +259,19 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     hour = lambda_run.hours[2]
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
-    old_version = server.publications()[hours.hour_label(hour)]["version"]
+    old_version = server.publications()[hour_label(hour)]["version"]
     archived = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).where(
-        f"event_hour = '{hours.hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
+        f"event_hour = '{hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
     late_events = archived.copy()
     late_events["event_id"] = late_events["event_id"] + "-late"  # new events, arriving after the hour was published
     key = late_events["campaign_id"].iloc[0]
-    before = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
+    before = server.query(view, key, hour, hour + HOUR_MS).as_dict()
     def late_of_ours():  # (an hour before the first may hold a few late events and is never published here)
         return [h for h in late.late_hours(settings) if h["hour_ms"] in lambda_run.hours]
 
     assert late_of_ours() == []
     plant_epoch(spark, settings, late_events, tmp_path)
-    assert late_of_ours() == [{"hour": hours.hour_label(hour), "hour_ms": hour,
+    assert late_of_ours() == [{"hour": hour_label(hour), "hour_ms": hour,
                                "published": old_version, "archived": old_version + len(late_events)}]
     state = report.export_state_metrics(settings)
     others = [h for h in late.late_hours(settings) if h["hour_ms"] not in lambda_run.hours]
@@ -287,14 +282,14 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     entry = run_hour(settings, hour)
     assert late_of_ours() == []
     assert entry["version"] == old_version + len(late_events) and entry["previous"][0] == old_version
-    after = server.query(view, key, hour, hour + hours.HOUR_MS).as_dict()
+    after = server.query(view, key, hour, hour + HOUR_MS).as_dict()
     total = lambda answer: sum(w["views"] for w in answer["windows"])  # noqa: E731
     assert total(after) == total(before) + int((late_events["campaign_id"] == key).sum())
     assert {w["version"] for w in after["windows"]} == {entry["version"]}
 
     rolled = publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
     assert rolled["version"] == old_version and rolled["rolled_back_from"] == entry["version"]
-    assert server.query(view, key, hour, hour + hours.HOUR_MS).as_dict() == before
+    assert server.query(view, key, hour, hour + HOUR_MS).as_dict() == before
 
 
 def test_archive_counts_without_spark_equal_the_batch_versions(lambda_run, spark):
@@ -305,7 +300,7 @@ def test_archive_counts_without_spark_equal_the_batch_versions(lambda_run, spark
     by_spark = {r.event_hour: r["count"] for r in
                 read_archive(spark, settings.archive_dir).groupBy("event_hour").count().collect()}
     assert hour_counts(settings.archive_dir) == by_spark
-    assert all(by_spark.get(hours.hour_label(h), 0) > 0 for h in lambda_run.hours)
+    assert all(by_spark.get(hour_label(h), 0) > 0 for h in lambda_run.hours)
 
 
 def test_archive_quality_counts_orphans_and_fails_on_a_missing_committed_file(lambda_run, spark):

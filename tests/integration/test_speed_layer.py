@@ -33,8 +33,8 @@ def produce_warmup(settings, run):
 
 
 def wait_until_drained(run, total):
-    run.wait_until(lambda m: all(run.processed(q) >= total for q in ("views", "archive", "dead_letters")), 240,
-                   f"all three queries to process {total} records")
+    run.wait_until(lambda m: all(run.processed(q) >= total for q in ("views", "ingest")), 240,
+                   f"both queries to process {total} records")
 
 
 def speed_cells(settings, table):
@@ -125,8 +125,10 @@ def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, 
         # after a restart the counters start again: wait for the checkpointed queries to reach the end of the topic
         run.wait_until(lambda m: all(
             v == 0 for (name, labels), v in m.items() if name == "twinlayer_speed_kafka_lag_records")
-            and run.processed("views") > 0 and run.processed("archive") > 0, 240, "the restarted layer to catch up")
-        time.sleep(12)  # one more archive trigger
+            and run.processed("views") > 0 and run.processed("ingest") > 0, 240, "the restarted layer to catch up")
+        # lag 0 is measured against the offsets known when the last batch was planned: give each query one more
+        # trigger (ingest every 5 s) to take what arrived meanwhile
+        time.sleep(12)
     finally:
         run.stop()
 
@@ -146,7 +148,7 @@ def test_lost_checkpoint_is_refused_unless_reset_is_asked(settings, spark, speed
     run.start()
     try:
         produce(settings.kafka_bootstrap, run.topic, Workload(rate=2000, count=1000, seed=3))
-        run.wait_until(lambda m: run.processed("archive") >= 1000, 120, "the archive to take the first events")
+        run.wait_until(lambda m: run.processed("ingest") >= 1000, 120, "the archive to take the first events")
     finally:
         run.stop()
     shutil.rmtree(run.checkpoint_dir)
@@ -158,7 +160,7 @@ def test_lost_checkpoint_is_refused_unless_reset_is_asked(settings, spark, speed
     run.start("--reset-checkpoints")
     try:
         produce(settings.kafka_bootstrap, run.topic, Workload(rate=2000, count=500, seed=4))
-        run.wait_until(lambda m: run.processed("archive") >= 500, 120, "the new epoch to archive new events")
+        run.wait_until(lambda m: run.processed("ingest") >= 500, 120, "the new epoch to archive new events")
         time.sleep(1)
     finally:
         run.stop()

@@ -62,7 +62,7 @@ def _archived(settings) -> float:
     import requests
 
     body = requests.get(f"{settings.url('speed_metrics_port')}/metrics", timeout=5).text
-    match = re.search(r'^twinlayer_speed_input_rows_total\{query="archive"\} (\S+)$', body, re.M)
+    match = re.search(r'^twinlayer_speed_input_rows_total\{query="ingest"\} (\S+)$', body, re.M)
     return float(match.group(1)) if match else 0.0
 
 
@@ -88,7 +88,7 @@ def lambda_flow(stack: Stack, count: int = 3000) -> None:
     deadline = time.monotonic() + 120
     while _archived(settings) < before + count and time.monotonic() < deadline:
         time.sleep(1)
-    time.sleep(11)  # the archive query commits every 10 s
+    time.sleep(1)  # the ingest query commits the archive before it reports progress
     print(f"== Airflow runs twinlayer_recompute for {hour_label(hour)}: GX gates, Spark batch job, publish, drift")
     result = AirflowClient(settings.url("airflow_port")).run_interval(
         "twinlayer_recompute", hour, hour + HOUR_MS, f"demo_{hour_label(hour)}_{int(time.time())}")

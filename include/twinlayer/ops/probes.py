@@ -76,11 +76,14 @@ def check_speed_layer(settings: Settings) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     body = _http_ok(f"{settings.url('speed_metrics_port')}/metrics").decode()
-    active = {s.labels.get("query"): s.value for f in text_string_to_metric_families(body) for s in f.samples
-              if s.name == "twinlayer_speed_query_active"}
-    idle = sorted(q for q in QUERIES if active.get(q) != 1.0)
+    samples = {(s.name, s.labels.get("query")): s.value for f in text_string_to_metric_families(body)
+               for s in f.samples}
+    idle = sorted(q for q in QUERIES if samples.get(("twinlayer_speed_query_active", q)) != 1.0)
     if idle:
         raise ProbeFailed(f"speed-layer queries not running: {', '.join(idle)}")
+    cold = sorted(q for q in QUERIES if samples.get(("twinlayer_speed_query_ready", q)) != 1.0)
+    if cold:
+        raise ProbeFailed(f"speed-layer queries started, not yet through their first micro-batch: {', '.join(cold)}")
 
 
 def check_serving(settings: Settings) -> None:

@@ -3,4 +3,4 @@
 ``QUERIES`` names its streaming queries; it lives here, free of Spark, for the probes and the watchdog.
 """
 
-QUERIES = ("views", "archive", "dead_letters")
+QUERIES = ("views", "ingest")

@@ -49,6 +49,8 @@ class SpeedMetrics:
                                     "Rows dropped by stateful operators for being behind the watermark",
                                     ["query"], registry=r)
         self.active = Gauge(PREFIX + "query_active", "1 while the query runs", ["query"], registry=r)
+        self.ready = Gauge(PREFIX + "query_ready", "1 once the query has run a micro-batch or found Kafka drained "
+                           "(it is warm and caught up once)", ["query"], registry=r)
         self.hbase_latency = Histogram(PREFIX + "hbase_write_seconds", "One attempt to write a micro-batch to HBase",
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.hbase_errors = Counter(PREFIX + "hbase_write_errors", "Failed attempts to write to HBase", registry=r)
@@ -113,6 +115,7 @@ class SpeedMetrics:
         p = progress if isinstance(progress, dict) else json.loads(progress.json)
         query = p.get("name") or "unnamed"
         self.last_progress.labels(query).set(time.time())
+        self.ready.labels(query).set(1)
         self.batch_id.labels(query).set(p.get("batchId", 0))
         self.input_rows.labels(query).inc(p.get("numInputRows", 0))
         self.input_rate.labels(query).set(p.get("inputRowsPerSecond") or 0)
@@ -170,7 +173,9 @@ class ProgressListener(StreamingQueryListener):
                      progress.get("numInputRows"), progress.get("durationMs"))
 
     def onQueryIdle(self, event) -> None:
-        self.metrics.last_progress.labels(self.names.get(str(event.id), "unnamed")).set(time.time())
+        name = self.names.get(str(event.id), "unnamed")
+        self.metrics.last_progress.labels(name).set(time.time())
+        self.metrics.ready.labels(name).set(1)
 
     def onQueryTerminated(self, event) -> None:
         self.metrics.active.labels(self.names.get(str(event.id), "unnamed")).set(0)

@@ -1,17 +1,18 @@
-"""The speed layer: three streaming queries over the Kafka topic of events.
+"""The speed layer: two streaming queries over the Kafka topic of events, each reading and parsing it once.
 
-* ``views``        parse → valid → watermark → dedupe on event_id → ``views.aggregate`` (update mode) →
-                   ``foreachBatch``: ``hbase_store.view_mutations(rows, batch_id)`` → HBase speed table.
-* ``archive``      parse → valid (late ones included) → Parquet master dataset partitioned by event hour, through
-                   Spark's file sink (exactly once: only files its commit log lists are part of the dataset).
-* ``dead_letters`` parse → refused → the dead-letter topic, with the reason, the original payload and the source
-                   coordinates (topic:partition:offset, also the record key — the idempotency key, since a
-                   replayed micro-batch can publish a dead letter twice).
+* ``views``  parse → valid → watermark → dedupe on event_id → ``views.aggregate`` (update mode) → ``foreachBatch``:
+             ``hbase_store.view_mutations(rows, batch_id)`` → HBase speed table. Stateful, small bounded batches,
+             frequent triggers: this is what freshness depends on.
+* ``ingest`` parse → ``foreachBatch``: the valid events (late ones included) to the Parquet master dataset through
+             ``archive.write_batch`` (exactly once: a batch id is committed once), and the refused records to the
+             dead-letter topic with the reason, the original payload and the source coordinates
+             (topic:partition:offset, also the record key — the idempotency key, since a replayed micro-batch can
+             publish a dead letter twice). Stateless, larger batches, a slower trigger.
 
-Each query has its own checkpoint. The archive lives in epochs (``epoch=0001``, …): a query that lost its
-checkpoint must never write into the file sink's existing commit log (it would silently skip "already committed"
-batches), so starting without checkpoints over an existing archive is refused unless a reset is asked for, and a
-reset opens a new epoch starting right after the last archived Kafka offsets.
+Each query has its own checkpoint. The archive lives in epochs (``epoch=0001``, …): batch ids restart with new
+checkpoints, so a speed layer that lost its checkpoint must never write into an existing epoch (its commits would
+make it skip "already committed" batches); starting without checkpoints over an existing archive is refused unless
+a reset is asked for, and a reset opens a new epoch starting right after the last archived Kafka offsets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -29,9 +31,11 @@ from pyspark.sql.streaming import StreamingQuery
 from twinlayer.model.config import Settings
 from twinlayer.model.views import VIEWS, View, aggregate
 from twinlayer.speed import QUERIES  # noqa: F401 — re-exported for the entry point
+from twinlayer.speed.dead_letters import DeadLetterSender, envelope
 from twinlayer.speed.parse import (
+    EVENT_COLUMNS,
+    SOURCE_COLUMNS,
     campaign_mapping,
-    dead_letters,
     parse_events,
     valid_events,
 )
@@ -39,6 +43,20 @@ from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
 
 log = logging.getLogger(__name__)
+
+
+# The state of the views query (dedupe and aggregation) in RocksDB, checkpointed as a changelog instead of a full
+# snapshot per micro-batch; fair scheduling between the two queries.
+SESSION_CONF = {
+    # the views query and the ingest query share the cores in their own pools, so a long ingest batch does not
+    # hold the views back until all of its tasks are done
+    "spark.scheduler.mode": "FAIR",
+    # the ingest query writes an hour's records and the refused ones from one task without sorting them first
+    "spark.sql.maxConcurrentOutputFileWriters": "8",
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
 
 
 class CheckpointMissing(RuntimeError):
@@ -53,10 +71,13 @@ class SpeedOptions:
     archive_dir: Path
     checkpoint_dir: Path
     watermark: str = "30 seconds"
-    views_trigger: str = "0 seconds"
-    archive_trigger: str = "10 seconds"
-    dlq_trigger: str = "10 seconds"
-    max_offsets_per_trigger: int | None = None
+    views_trigger: str = "500 milliseconds"
+    ingest_trigger: str = "5 seconds"
+    # A backlog (a start, a catch-up) is taken in bounded micro-batches: on two cores a stateful micro-batch costs
+    # about a second whatever its size, so the bound trades a few seconds per batch for the rate of a catch-up.
+    # Live traffic makes far smaller batches (one trigger's worth).
+    max_offsets_per_trigger: int | None = 200_000
+    ingest_max_offsets_per_trigger: int = 400_000
     table_max_versions: int = 1
     table_ttl_seconds: int | None = None
     reset_checkpoints: bool = False
@@ -93,8 +114,7 @@ def _plan_start(spark: SparkSession, options: SpeedOptions) -> tuple[Path, str]:
         last = archive.last_offsets(spark, options.archive_dir)
         starting = json.dumps({options.topic: {str(p): o + 1 for p, o in last.items()}}) if last else "earliest"
         log.warning("reset: new archive epoch, Kafka offsets start at %s", starting)
-    epoch = archive.epoch_path(options.archive_dir, len(epochs) + 1)
-    epoch.mkdir(parents=True, exist_ok=True)
+    epoch = archive.open_epoch(options.archive_dir, len(epochs) + 1)
     marker.write_text(str(epoch))
     return epoch, starting
 
@@ -126,66 +146,64 @@ def views_sink(pool, options: SpeedOptions, views: tuple[View, ...], metrics=Non
     return write_batch
 
 
-def dead_letter_sink(bootstrap: str, options: SpeedOptions, metrics=None):
+def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None):
+    """One micro-batch of parsed records, in one Spark job: the valid ones into the archive (exactly once per batch
+    id), the refused ones set aside and sent to the dead-letter topic before the batch commits (at least once)."""
+    sender = DeadLetterSender(bootstrap, options.dlq_topic)
+
+    def send_refused(table) -> None:
+        import pyarrow as pa
+
+        millis = table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())  # UTC, naive or not
+        rows = table.select(["error", "payload", "kafka_partition", "kafka_offset"]).append_column(
+            "kafka_timestamp_ms", millis).to_pylist()
+        sender.send(envelope(options.topic, r["error"], r["payload"], r["kafka_partition"], r["kafka_offset"],
+                             r["kafka_timestamp_ms"]) for r in rows)
+        if metrics:
+            metrics.dead_letters(Counter(r["error"] for r in rows))
+
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        batch = batch.persist()
-        try:
-            counts = {r.error: r["count"] for r in batch.groupBy("error").count().collect()}
-            if not counts:
-                return
-            coordinates = F.format_string("%s:%d:%d", F.lit(options.topic), "kafka_partition", "kafka_offset")
-            (batch.select(
-                coordinates.alias("key"),
-                F.to_json(F.struct(F.col("error").alias("reason"), "payload", F.lit(options.topic).alias("topic"),
-                                   F.col("kafka_partition").alias("partition"), F.col("kafka_offset").alias("offset"),
-                                   F.unix_millis("kafka_timestamp").alias("kafka_timestamp_ms"))).alias("value"))
-             .write.format("kafka")
-             .option("kafka.bootstrap.servers", bootstrap)
-             .option("topic", options.dlq_topic)
-             .save())
-            if metrics:
-                metrics.dead_letters(counts)
-        finally:
-            batch.unpersist()
+        refused = F.col("error").isNotNull()
+        records = batch.select(*EVENT_COLUMNS, *SOURCE_COLUMNS, "error",
+                               F.when(refused, F.col("payload")).alias("payload"))
+        archive.write_batch(records, epoch, batch_id, set_aside=refused, on_set_aside=send_refused)
 
     return write_batch
 
 
 def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None,
                       views: tuple[View, ...] = VIEWS) -> list[StreamingQuery]:
-    """Start the three queries; the caller awaits and stops them."""
+    """Start the two queries; the caller awaits and stops them."""
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
     epoch, starting = _plan_start(spark, options)
     mapping = campaign_mapping(spark).cache()
     bootstrap = settings.kafka_bootstrap
 
-    def parsed() -> DataFrame:
-        return parse_events(kafka_stream(spark, bootstrap, options.topic, starting,
-                                         options.max_offsets_per_trigger), mapping)
+    def parsed(max_offsets: int | None) -> DataFrame:
+        return parse_events(kafka_stream(spark, bootstrap, options.topic, starting, max_offsets), mapping)
 
     cp = options.checkpoint_dir
     queries = []
     try:
-        deduped = (valid_events(parsed()).withWatermark("event_time", options.watermark)
+        deduped = (valid_events(parsed(options.max_offsets_per_trigger)).withWatermark("event_time", options.watermark)
                    .dropDuplicatesWithinWatermark(["event_id"]))
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", "views")
         queries.append(
             aggregate(deduped, views).writeStream.queryName("views").outputMode("update")
             .foreachBatch(views_sink(pool, options, views, metrics))
             .option("checkpointLocation", str(cp / "views"))
             .trigger(processingTime=options.views_trigger).start())
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", "ingest")
         queries.append(
-            archive.with_event_hour(valid_events(parsed())).writeStream.queryName("archive").format("parquet")
-            .partitionBy(archive.HOUR_COLUMN).option("path", str(epoch))
-            .option("checkpointLocation", str(cp / "archive"))
-            .trigger(processingTime=options.archive_trigger).start())
-        queries.append(
-            dead_letters(parsed()).writeStream.queryName("dead_letters")
-            .foreachBatch(dead_letter_sink(bootstrap, options, metrics))
-            .option("checkpointLocation", str(cp / "dead_letters"))
-            .trigger(processingTime=options.dlq_trigger).start())
+            parsed(options.ingest_max_offsets_per_trigger).writeStream.queryName("ingest")
+            .foreachBatch(ingest_sink(bootstrap, options, epoch, metrics))
+            .option("checkpointLocation", str(cp / "ingest"))
+            .trigger(processingTime=options.ingest_trigger).start())
     except Exception:
         for query in queries:
             query.stop()
         raise
+    finally:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
     return queries

@@ -1,24 +1,29 @@
 """The master dataset: every valid event once, immutable Parquet partitioned by event hour, in epochs.
 
-This module is the archive's one home: its schema (from the event model), how the hour partition is spelled, which
-epochs exist, which files are part of the dataset, how Spark reads it, how many records each hour holds and
-whether every committed file is on disk.
+This module is the archive's one home: its schema (from the event model), how the hour partition is spelled, how
+a micro-batch is written, which files are part of the dataset, how Spark reads it, how many records each hour
+holds and whether every committed file is on disk.
 
-The speed layer writes it through Spark's file sink, whose commit log (``_spark_metadata`` in each epoch) is the
-only authority on which Parquet files belong to the dataset: a file a crashed micro-batch left behind does not.
-Reading that log and the committed files' footers answers "how many records does each hour hold" in milliseconds,
-without a JVM, and equals what the batch layer's Spark read counts (the hour's version; a test holds them
-together). An epoch (``epoch=0001``, …) is one life of the speed layer's checkpoints: a speed layer that lost its
-checkpoints opens a new epoch instead of writing into a commit log it no longer knows.
+Commits. The speed layer's ingest query writes each micro-batch with ``write_batch``: its files first (named after
+the batch id), then one commit record ``_commits/<batch id>.json`` that lists them with their hour and row count,
+written atomically. Only files a commit lists are part of the dataset: a file a crashed micro-batch left behind is
+not, and a replayed batch whose commit exists is skipped — so every record is archived exactly once even though
+Spark may run a micro-batch twice. The commit records also answer "how many records does each hour hold" without
+a JVM, equal to what the batch layer's Spark read counts (the hour's version; a test holds them together).
+
+Epochs (``epoch=0001``, …). An epoch is one life of the speed layer's checkpoints: batch ids restart at 0 with new
+checkpoints, so a speed layer that lost its checkpoints opens a new epoch instead of writing into one whose
+commits it no longer knows.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from twinlayer.model import events as ev
 from twinlayer.model.hours import SPARK_HOUR_LABEL_FORMAT
@@ -27,78 +32,112 @@ HOUR_COLUMN = "event_hour"
 ARCHIVE_COLUMNS: dict[str, str] = {**ev.EVENT_COLUMNS, **ev.SOURCE_COLUMNS, HOUR_COLUMN: "string"}
 # Readers pass it explicitly: an epoch whose commit log lists no file yet still reads as an empty table.
 ARCHIVE_SCHEMA = ", ".join(f"{name} {sql_type}" for name, sql_type in ARCHIVE_COLUMNS.items())
-COMPACT_SUFFIX = ".compact"
+COMMITS = "_commits"
+STAGING = "_staging"
+SET_ASIDE = "_set_aside"  # the staging partition of records a batch does not archive
+WRITERS = 2  # Spark tasks writing one micro-batch: at most this many files per hour and batch
 ORPHAN_AFTER_S = 600
 
 
 def epochs(archive_dir: Path) -> list[Path]:
-    """The epoch folders of the archive that hold a file-sink commit log, oldest first."""
+    """The epoch folders of the archive (each with its commit folder), oldest first."""
     if not archive_dir.is_dir():
         return []
-    return sorted(p for p in archive_dir.glob("epoch=*") if (p / "_spark_metadata").is_dir())
+    return sorted(p for p in archive_dir.glob("epoch=*") if (p / COMMITS).is_dir())
 
 
 def epoch_path(archive_dir: Path, number: int) -> Path:
     return archive_dir / f"epoch={number:04d}"
 
 
-def with_event_hour(events):
-    """Adds the partition column ``event_hour`` (the event's UTC hour, spelled as ``hours.hour_label``)."""
+def open_epoch(archive_dir: Path, number: int) -> Path:
+    epoch = epoch_path(archive_dir, number)
+    (epoch / COMMITS).mkdir(parents=True, exist_ok=True)
+    return epoch
+
+
+def _commit_path(epoch: Path, batch_id: int) -> Path:
+    return epoch / COMMITS / f"{batch_id:012d}.json"
+
+
+def commits(epoch: Path) -> list[dict]:
+    """The commit records of an epoch, in batch order."""
+    return [json.loads(p.read_text()) for p in sorted((epoch / COMMITS).glob("*.json"))]
+
+
+def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_aside=None) -> dict:
+    """Archive one micro-batch (a Spark DataFrame of events), exactly once per ``batch_id``: files first, then the
+    commit record. A batch whose commit exists is not written again. Returns the commit record.
+
+    ``set_aside`` (a boolean Spark column) names records that are not archived; they are written in the same Spark
+    job beside the archived ones and handed to ``on_set_aside`` as a pyarrow Table before the commit (so a batch
+    that dies before its commit hands them over again when it is replayed: at least once). One job, one pass over
+    the records, whatever the split."""
+    import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
-    return events.withColumn(HOUR_COLUMN, F.date_format("event_time", SPARK_HOUR_LABEL_FORMAT))
+    commit = _commit_path(epoch, batch_id)
+    if commit.exists():
+        return json.loads(commit.read_text())
+    staging = epoch / STAGING / f"batch={batch_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    hour = F.date_format("event_time", SPARK_HOUR_LABEL_FORMAT)
+    if set_aside is not None:
+        hour = F.when(set_aside, F.lit(SET_ASIDE)).otherwise(hour)
+    (records.withColumn(HOUR_COLUMN, hour).coalesce(WRITERS)
+     .write.partitionBy(HOUR_COLUMN).parquet(str(staging)))
+    aside = staging / f"{HOUR_COLUMN}={SET_ASIDE}"
+    set_aside_rows = 0
+    if aside.is_dir():
+        table = pq.read_table(aside)
+        set_aside_rows = table.num_rows
+        if on_set_aside is not None:
+            on_set_aside(table)
+        shutil.rmtree(aside)
+    files = []
+    for index, source in enumerate(sorted(staging.glob(f"{HOUR_COLUMN}=*/*.parquet"))):
+        hour_label = source.parent.name.split("=", 1)[1]
+        target = epoch / f"{HOUR_COLUMN}={hour_label}" / f"batch-{batch_id:012d}-{index:03d}.parquet"
+        target.parent.mkdir(exist_ok=True)
+        rows = pq.ParquetFile(source).metadata.num_rows
+        os.replace(source, target)
+        files.append({"path": str(target.relative_to(epoch)), "hour": hour_label, "rows": rows})
+    record = {"batch_id": batch_id, "files": files, "rows": sum(f["rows"] for f in files),
+              "set_aside": set_aside_rows}
+    partial = commit.with_suffix(".tmp")
+    partial.write_text(json.dumps(record))
+    os.replace(partial, commit)
+    shutil.rmtree(staging, ignore_errors=True)
+    return record
 
 
 def read(spark, archive_dir: Path):
-    """Every committed event of every epoch (each read through its own commit log), or None if there is none."""
-    frames = [spark.read.schema(ARCHIVE_SCHEMA).parquet(str(epoch)) for epoch in epochs(archive_dir)]
-    if not frames:
+    """Every committed event of every epoch, or None if the archive holds no epoch yet."""
+    found = epochs(archive_dir)
+    if not found:
         return None
+    frames = [spark.read.schema(ARCHIVE_SCHEMA).option("basePath", str(epoch)).parquet(*map(str, paths))
+              for epoch in found if (paths := committed_files(epoch))]
+    if not frames:
+        return spark.createDataFrame([], ARCHIVE_SCHEMA)
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
     return result
 
 
-def _batch_number(path: Path) -> int:
-    return int(path.name.removesuffix(COMPACT_SUFFIX))
-
-
 def committed_files(epoch: Path) -> list[Path]:
-    """The files of one epoch that its commit log lists as added (and not deleted), from the newest compaction on."""
-    log_dir = epoch / "_spark_metadata"
-    entries = [p for p in log_dir.iterdir() if p.name.removesuffix(COMPACT_SUFFIX).isdigit()]
-    compacts = [p for p in entries if p.name.endswith(COMPACT_SUFFIX)]
-    start = max((_batch_number(p) for p in compacts), default=-1)
-    files: dict[str, bool] = {}
-    for entry in sorted((p for p in entries if _batch_number(p) >= start), key=_batch_number):
-        lines = entry.read_text().splitlines()
-        if not lines or not lines[0].startswith("v"):
-            raise ValueError(f"{entry}: not a file-sink commit log entry")
-        for line in lines[1:]:
-            if line.strip():
-                record = json.loads(line)
-                files[record["path"]] = record.get("action", "add") == "add"
-    return [Path(unquote(urlparse(path).path)) for path, kept in files.items() if kept]
-
-
-def hour_of(path: Path) -> str | None:
-    for part in path.parts:
-        if part.startswith(f"{HOUR_COLUMN}="):
-            return part.split("=", 1)[1]
-    return None
+    """The files of one epoch that its commit records list."""
+    return [epoch / f["path"] for record in commits(epoch) for f in record["files"]]
 
 
 def hour_counts(archive_dir: Path) -> dict[str, int]:
-    """Hour label (``YYYY-MM-DDTHH``) → records archived for it, over every epoch."""
-    import pyarrow.parquet as pq
-
+    """Hour label (``YYYY-MM-DDTHH``) → records archived for it, over every epoch, from the commit records."""
     counts: Counter[str] = Counter()
     for epoch in epochs(archive_dir):
-        for path in committed_files(epoch):
-            hour = hour_of(path)
-            if hour is not None:
-                counts[hour] += pq.ParquetFile(path).metadata.num_rows
+        for record in commits(epoch):
+            for f in record["files"]:
+                counts[f["hour"]] += f["rows"]
     return dict(counts)
 
 

@@ -12,9 +12,9 @@ from twinlayer.storage.hbase import WindowValue
 NOW = 1_790_000_000.0
 
 
-def metrics_text(active=("views", "archive", "dead_letters"), progress_age=5.0):
+def metrics_text(active=("views", "ingest"), progress_age=5.0):
     metrics = SpeedMetrics()
-    for query in ("views", "archive", "dead_letters"):
+    for query in ("views", "ingest"):
         metrics.active.labels(query).set(1 if query in active else 0)
         metrics.last_progress.labels(query).set(NOW - progress_age)
     return generate_latest(metrics.registry).decode()
@@ -22,7 +22,7 @@ def metrics_text(active=("views", "archive", "dead_letters"), progress_age=5.0):
 
 def test_watchdog_verdicts():
     assert assess(metrics_text(), NOW) is None
-    assert "query archive is not running" in assess(metrics_text(active=("views", "dead_letters")), NOW)
+    assert "query ingest is not running" in assess(metrics_text(active=("views",)), NOW)
     assert "last reported progress 300s ago" in assess(metrics_text(progress_age=300), NOW)
     assert "does not answer" in assess(None, NOW)
 

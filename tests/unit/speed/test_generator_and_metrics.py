@@ -52,6 +52,7 @@ def test_workload_rejects_impossible_fractions():
 
 def test_progress_event_becomes_metrics():
     metrics = SpeedMetrics()
+    assert 'twinlayer_speed_query_ready{query="views"}' not in generate_latest(metrics.registry).decode()
     metrics.record_progress({
         "name": "views", "batchId": 12, "numInputRows": 500, "inputRowsPerSecond": 250.0,
         "processedRowsPerSecond": 400.0, "durationMs": {"triggerExecution": 1250},
@@ -68,6 +69,7 @@ def test_progress_event_becomes_metrics():
     assert 'twinlayer_speed_kafka_lag_records{partition="1",query="views",topic="events"} 0.0' in text
     assert 'twinlayer_speed_batch_id{query="views"} 12.0' in text
     assert 'twinlayer_speed_watermark_timestamp_seconds{query="views"} 1.7954784e+09' in text
+    assert 'twinlayer_speed_query_ready{query="views"} 1.0' in text  # through a micro-batch: warm
 
 
 def test_freshness_counts_each_window_end_once_when_the_views_query_passes_it():

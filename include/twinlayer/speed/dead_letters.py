@@ -1,0 +1,61 @@
+"""The dead-letter topic: every record the parser refused, with its reason, its payload and where Kafka kept it.
+
+Envelopes are built here (pure) and sent by the speed layer's driver after its ingest micro-batch set them aside
+(at least once: a replayed batch sends them again; the record key ``topic:partition:offset`` identifies a record).
+A payload is kept whole up to ``MAX_KEPT_BYTES``; a longer one is cut there and the envelope carries its original
+length and SHA-256, so no record — however large or strange — makes the envelope too large for Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+MAX_KEPT_BYTES = 64 * 1024
+
+
+def envelope(topic: str, reason: str, payload: str | None, partition: int, offset: int,
+             kafka_timestamp_ms: int | None) -> tuple[bytes, bytes]:
+    """(record key, record value) of one dead letter."""
+    raw = (payload or "").encode("utf-8", errors="surrogateescape") if payload is not None else b""
+    value: dict[str, object] = {"reason": reason, "payload": payload, "topic": topic, "partition": partition,
+                                "offset": offset, "kafka_timestamp_ms": kafka_timestamp_ms}
+    if len(raw) > MAX_KEPT_BYTES:
+        value["payload"] = raw[:MAX_KEPT_BYTES].decode("utf-8", errors="ignore")
+        value.update(payload_truncated=True, payload_bytes=len(raw), payload_sha256=hashlib.sha256(raw).hexdigest())
+    key = f"{topic}:{partition}:{offset}".encode()
+    return key, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", errors="replace")
+
+
+class DeadLetterSender:
+    """Sends envelopes with librdkafka and waits until Kafka has every one; raises if any was refused, so the
+    micro-batch fails and is replayed rather than losing a dead letter."""
+
+    def __init__(self, bootstrap: str, dlq_topic: str) -> None:
+        from confluent_kafka import Producer
+
+        self.dlq_topic = dlq_topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4",
+                                  "message.max.bytes": 2 * 1024 * 1024, "enable.idempotence": True})
+
+    def send(self, envelopes) -> int:
+        failures: list[str] = []
+
+        def delivered(error, _message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        sent = 0
+        for key, value in envelopes:
+            while True:
+                try:
+                    self.producer.produce(self.dlq_topic, key=key, value=value, on_delivery=delivered)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+            sent += 1
+        remaining = self.producer.flush(60)
+        if failures or remaining:
+            raise RuntimeError(f"{len(failures) + remaining} of {sent} dead letters did not reach "
+                               f"{self.dlq_topic}: {failures[:3]}")
+        return sent
