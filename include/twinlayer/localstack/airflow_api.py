@@ -48,9 +48,7 @@ class AirflowClient:
         returns {logical date ms: run state}."""
         started = time.monotonic()
         with self.unpaused(dag_id):
-            backfill = self._call("POST", "/backfills", attempts=6, json={
-                "dag_id": dag_id, "from_date": iso(from_ms), "to_date": iso(to_ms), "max_active_runs": 2,
-                "reprocess_behavior": "completed" if reprocess else "none"})
+            backfill = self._create_backfill(dag_id, from_ms, to_ms, reprocess)
             while not self._call("GET", f"/backfills/{backfill['id']}").get("completed_at"):
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"backfill {backfill['id']} of {dag_id} did not complete in {timeout:.0f}s")
@@ -63,6 +61,24 @@ class AirflowClient:
             when = parse_time(run["logical_date"].replace("Z", "+00:00"), 0)
             latest.setdefault(when, run["state"])
         return latest
+
+    def _create_backfill(self, dag_id: str, from_ms: int, to_ms: int, reprocess: bool) -> dict:
+        """Create the backfill; when Airflow answers that one is already running for these very dates (a create
+        whose answer was lost, e.g. a retried 503), that one is adopted."""
+        try:
+            return self._call("POST", "/backfills", attempts=6, json={
+                "dag_id": dag_id, "from_date": iso(from_ms), "to_date": iso(to_ms), "max_active_runs": 2,
+                "reprocess_behavior": "completed" if reprocess else "none"})
+        except RuntimeError as refused:
+            if "HTTP 409" not in str(refused):
+                raise
+            running = [b for b in self._call("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+                       if not b.get("completed_at")
+                       and parse_time(b["from_date"].replace("Z", "+00:00"), 0) == from_ms
+                       and parse_time(b["to_date"].replace("Z", "+00:00"), 0) == to_ms]
+            if not running:
+                raise
+            return running[-1]
 
     def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str) -> dict:
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json={
