@@ -26,7 +26,7 @@ $(JARS_STAMP): jvm/pom.xml $(wildcard jvm/*/pom.xml)
 	mvn -B -q -f jvm/pom.xml package
 	@touch $@
 
-packages: ## Debian packages: Prometheus, Alertmanager, Pushgateway, JDK, Maven (apt-get when missing)
+packages: ## Debian packages: Prometheus, Alertmanager, Pushgateway, PostgreSQL, JDK, Maven (apt-get when missing)
 	@bash scripts/ensure-packages.sh
 
 deps: packages install jars ## everything the stack and the tests need

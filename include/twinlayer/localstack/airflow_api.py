@@ -22,8 +22,8 @@ class AirflowClient:
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, attempts: int = 1, **kwargs) -> dict:
-        """One API call; ``attempts`` > 1 retries an HTTP 503 (the embedded stack's SQLite refuses some writes, e.g.
-        creating a backfill, while the scheduler holds its lock)."""
+        """One API call; ``attempts`` > 1 retries an HTTP 503 (an API server still starting, or a metadata database
+        that refused a lock: Airflow answers 503 when creating a backfill meets one)."""
         for attempt in range(1, attempts + 1):
             response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=self.timeout, **kwargs)
             if response.status_code != 503 or attempt == attempts:

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import secrets
-import shlex
 import shutil
 import string
 import sys
@@ -20,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from twinlayer.localstack import postgres
 from twinlayer.model.config import PROJECT_ROOT, Settings
 from twinlayer.ops.probes import (
     check_airflow,
@@ -77,6 +77,8 @@ class Service:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     start_timeout: float = 120.0
     priority: int = 100
+    user: str | None = None  # the system user supervisord runs it as (default: the stack's own)
+    stop_signal: str = "TERM"
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.sqlalchemy_url(settings),
         "AIRFLOW__API__HOST": settings.host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": base,
@@ -196,6 +198,8 @@ def services(settings: Settings) -> list[Service]:
     af_env = airflow_env(settings)
     airflow = venv_bin("airflow")
     return [
+        Service("postgres", postgres.command(settings), postgres.check_postgres, priority=5, start_timeout=60,
+                user=postgres.run_as(), stop_signal="INT"),  # SIGINT: PostgreSQL's fast shutdown
         Service("kafka", kafka_command(settings, layout), check_kafka, priority=10, start_timeout=90),
         Service("hbase", hbase_command(settings, layout), check_listening("zookeeper_port"), priority=10,
                 start_timeout=90),
@@ -249,8 +253,16 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
     def quote(arg: str) -> str:
         return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"' if (" " in arg or not arg) else arg
 
+    def env_value(key: str, value: str) -> str:
+        # supervisord's parser splits bare values on characters such as @ and has no escapes inside quotes; it
+        # strips every quote at either end of a value
+        mark = next((m for m in ("'", '"') if m not in value), None)
+        if mark is None or value.startswith(("'", '"')) or value.endswith(("'", '"')):
+            raise ValueError(f"environment value of {key} cannot be written for supervisord: {value!r}")
+        return mark + value + mark
+
     def env_line(env: dict[str, str]) -> str:
-        return ",".join(f'{k}={shlex.quote(v).replace("%", "%%")}' for k, v in env.items())
+        return ",".join(f"{k}={env_value(k, v)}".replace("%", "%%") for k, v in env.items())
 
     sock = settings.state_dir / "supervisor.sock"
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
@@ -270,12 +282,14 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
             f"directory={settings.state_dir}",
             f"priority={svc.priority}",
             "autostart=false", "autorestart=true", "startsecs=3", "startretries=5",
-            "stopasgroup=true", "killasgroup=true", "stopwaitsecs=30", "stopsignal=TERM",
+            "stopasgroup=true", "killasgroup=true", "stopwaitsecs=30", f"stopsignal={svc.stop_signal}",
             "redirect_stderr=true", f"stdout_logfile={settings.logs_dir / (svc.name + '.log')}",
             "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2",
         ]
         if svc.env:
             lines.append(f"environment={env_line(svc.env)}")
+        if svc.user:
+            lines.append(f"user={svc.user}")
         lines.append("")
     return "\n".join(lines)
 

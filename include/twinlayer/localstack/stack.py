@@ -16,6 +16,7 @@ import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 
+from twinlayer.localstack import postgres
 from twinlayer.localstack.services import (
     DEBIAN_PACKAGES,
     MONITORING,
@@ -99,7 +100,7 @@ class Stack:
         taken = []
         for field in ("kafka_port", "kafka_controller_port", "zookeeper_port", "thrift_port", "prometheus_port",
                       "alertmanager_port", "pushgateway_port", "airflow_port", "speed_metrics_port",
-                      "serving_port", "alert_log_port"):
+                      "serving_port", "alert_log_port", "postgres_port"):
             try:
                 port_open(s, getattr(s, field))
             except OSError:
@@ -126,7 +127,10 @@ class Stack:
         svcs = self.services()
         (s.state_dir / "supervisord.conf").write_text(supervisord_conf(s, svcs))
         self._format_kafka_storage()
-        self._migrate_airflow()
+        try:
+            postgres.initialise(s)
+        except postgres.PostgresError as exc:
+            raise StackError(f"Airflow's metadata database: {exc}") from None
         return svcs
 
     def _format_kafka_storage(self) -> None:
@@ -139,9 +143,11 @@ class Stack:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
     def _migrate_airflow(self) -> None:
-        marker = self.settings.state_dir / "airflow" / ".migrated"
+        """Airflow's schema in PostgreSQL (created on first start; ``db migrate`` once per state folder)."""
+        marker = self.settings.state_dir / "airflow" / ".migrated-postgres"
         if marker.exists():
             return
+        postgres.ensure_database(self.settings)
         env = {**os.environ, **airflow_env(self.settings)}
         result = subprocess.run([venv_bin("airflow"), "db", "migrate"], capture_output=True, text=True, env=env)
         if result.returncode != 0:
@@ -161,11 +167,28 @@ class Stack:
             self._wait(lambda: self.supervisor_running(), 20, "supervisord")
         else:
             self._rpc().reloadConfig()
-        rpc = self._rpc()
+        first = [svc for svc in svcs if svc.name == "postgres"]
+        if first:  # Airflow's schema is migrated before any Airflow process starts
+            self._start(first)
+            self._await(first, started, timeout)
+            self._migrate_airflow()
+        rest = [svc for svc in svcs if svc not in first]
+        self._start(rest)
+        self._await(rest, started, timeout)
+        return time.monotonic() - started
+
+    def _start(self, svcs: list[Service]) -> None:
         states = self.process_info()
+        rpc = self._rpc()
         for svc in svcs:
-            if states.get(svc.name, {}).get("statename") not in ("RUNNING", "STARTING"):
+            if svc.name not in states:
+                raise StackError(f"the running supervisord does not know {svc.name!r} (started by an older "
+                                 "twinlayer?): `make down`, then `make up`")
+            if states[svc.name].get("statename") not in ("RUNNING", "STARTING"):
                 rpc.startProcess(svc.name, False)
+
+    def _await(self, svcs: list[Service], started: float, timeout: float | None) -> None:
+        """Wait until every service in ``svcs`` is running and answers its probe, each until its own deadline."""
         pending = {svc.name: svc for svc in svcs}
         deadline = {svc.name: started + (timeout or svc.start_timeout) for svc in svcs}
         last_error: dict[str, str] = {}
@@ -188,7 +211,6 @@ class Stack:
                     self.out(f"  {name:<22} up after {time.monotonic() - started:5.1f}s")
             if pending:
                 time.sleep(1)
-        return time.monotonic() - started
 
     def _failure(self, name: str, reason: str) -> str:
         return f"{name} did not come up: {reason}\n--- last lines of {self.log_path(name)} ---\n{self.tail(name, 30)}"

@@ -27,6 +27,7 @@ class Settings:
     alertmanager_port: int = 19093
     pushgateway_port: int = 9091
     airflow_port: int = 8080
+    postgres_port: int = 15432  # Airflow's metadata database
     kafka_jmx_port: int = 9404
     hbase_jmx_port: int = 9405
     thrift_jmx_port: int = 9406

@@ -22,7 +22,8 @@ def test_malformed_override_names_the_variable():
 
 def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
     settings = Settings(state_dir=tmp_path)
-    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, {"K": "v", "J": '{"a": "b c"}'}),
+    env = {"K": "v", "J": '{"a": "b c"}', "URL": "postgresql+psycopg2://u:p-w_d@127.0.0.1:5/db", "Q": "it's"}
+    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, env),
             Service("beta", ["/bin/true"], check_process_only)]
     conf = supervisord_conf(settings, svcs)
     for name in ("alpha", "beta"):
@@ -31,10 +32,11 @@ def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
         assert "stopasgroup=true" in section and "killasgroup=true" in section
         assert f"stdout_logfile={tmp_path / 'logs' / (name + '.log')}" in section
     assert 'command=/bin/echo "a b" 100%%' in conf
-    assert """environment=K=v,J='{"a": "b c"}'""" in conf
     from supervisor.datatypes import dict_of_key_value_pairs
 
-    assert dict_of_key_value_pairs("""K=v,J='{"a": "b c"}'""") == {"K": "v", "J": '{"a": "b c"}'}
+    alpha = conf.split("[program:alpha]")[1].split("\n\n")[0]
+    line = next(x for x in alpha.splitlines() if x.startswith("environment="))
+    assert dict_of_key_value_pairs(line.removeprefix("environment=")) == env
 
 
 def test_every_python_file_of_the_project_compiles():
