@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--views-trigger")
     parser.add_argument("--table-max-versions", type=int)
     parser.add_argument("--max-offsets-per-trigger", type=int)
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="start the queries cold (their first micro-batch then takes about ten seconds)")
     parser.add_argument("--reset-checkpoints", action="store_true",
                         help="start without checkpoints over an existing archive (opens a new archive epoch)")
     return parser.parse_args(argv)
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         "watermark": args.watermark, "views_trigger": args.views_trigger,
         "table_max_versions": args.table_max_versions, "max_offsets_per_trigger": args.max_offsets_per_trigger,
     }.items() if v is not None}
-    options = SpeedOptions.from_settings(settings, reset_checkpoints=args.reset_checkpoints, **overrides)
+    options = SpeedOptions.from_settings(settings, reset_checkpoints=args.reset_checkpoints, warm_up=args.warm_up,
+                                         **overrides)
 
     wait_for(lambda: ensure_topics(settings.kafka_bootstrap,
                                    {options.topic: settings.events_partitions, options.dlq_topic: 1}), "Kafka")

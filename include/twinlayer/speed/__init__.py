@@ -1,6 +1,8 @@
 """The speed layer: Kafka → Spark Structured Streaming → HBase views, the archive and the dead-letter topic.
 
-``QUERIES`` names its streaming queries; it lives here, free of Spark, for the probes and the watchdog.
+``QUERIES`` names its streaming queries; it lives here, free of Spark, for the probes and the watchdog. Queries
+named with ``WARMUP_PREFIX`` are the start-up warm-up's (``warmup``), not part of the running layer.
 """
 
 QUERIES = ("views", "ingest")
+WARMUP_PREFIX = "warmup-"

@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 from pyspark.sql.streaming import StreamingQueryListener
 
+from twinlayer.speed import WARMUP_PREFIX
+
 PREFIX = "twinlayer_speed_"
 VIEWS_QUERY = "views"
 log = logging.getLogger(__name__)
@@ -162,11 +164,15 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryStarted(self, event) -> None:
         name = self.names[str(event.id)] = event.name or "unnamed"
+        if name.startswith(WARMUP_PREFIX):  # the warm-up's queries are no part of the running layer
+            return
         self.metrics.active.labels(name).set(1)
         self.metrics.last_progress.labels(name).set(time.time())  # a new query gets the same grace as a live one
 
     def onQueryProgress(self, event) -> None:
         progress = json.loads(event.progress.json)
+        if (progress.get("name") or "").startswith(WARMUP_PREFIX):
+            return
         self.metrics.record_progress(progress)
         if progress.get("numInputRows"):
             log.info("%s batch %s: %s rows, durations %s", progress.get("name"), progress.get("batchId"),
@@ -174,11 +180,15 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryIdle(self, event) -> None:
         name = self.names.get(str(event.id), "unnamed")
+        if name.startswith(WARMUP_PREFIX):
+            return
         self.metrics.last_progress.labels(name).set(time.time())
         self.metrics.ready.labels(name).set(1)
 
     def onQueryTerminated(self, event) -> None:
-        self.metrics.active.labels(self.names.get(str(event.id), "unnamed")).set(0)
+        name = self.names.get(str(event.id), "unnamed")
+        if not name.startswith(WARMUP_PREFIX):
+            self.metrics.active.labels(name).set(0)
 
 
 def serve(metrics: SpeedMetrics, host: str, port: int):

@@ -30,7 +30,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from twinlayer.model.config import Settings
 from twinlayer.model.views import VIEWS, View, aggregate
-from twinlayer.speed import QUERIES  # noqa: F401 — re-exported for the entry point
+from twinlayer.speed import QUERIES, WARMUP_PREFIX  # noqa: F401 — QUERIES re-exported for the entry point
 from twinlayer.speed.dead_letters import DeadLetterSender, envelope
 from twinlayer.speed.parse import (
     EVENT_COLUMNS,
@@ -39,6 +39,7 @@ from twinlayer.speed.parse import (
     parse_events,
     valid_events,
 )
+from twinlayer.speed.warmup import warm_up, warmup_topic
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
 
@@ -51,6 +52,7 @@ SESSION_CONF = {
     # the views query and the ingest query share the cores in their own pools, so a long ingest batch does not
     # hold the views back until all of its tasks are done
     "spark.scheduler.mode": "FAIR",
+    "spark.scheduler.allocation.file": str(Path(__file__).with_name("fairscheduler.xml")),
     # the ingest query writes an hour's records and the refused ones from one task without sorting them first
     "spark.sql.maxConcurrentOutputFileWriters": "8",
     "spark.sql.streaming.stateStore.providerClass":
@@ -81,6 +83,7 @@ class SpeedOptions:
     table_max_versions: int = 1
     table_ttl_seconds: int | None = None
     reset_checkpoints: bool = False
+    warm_up: bool = True  # run both queries' plans once over generated events before starting (see ``warmup``)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> SpeedOptions:
@@ -128,7 +131,10 @@ def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, starting_offse
               .option("kafka.bootstrap.servers", bootstrap)
               .option("subscribe", topic)
               .option("startingOffsets", starting_offsets)
-              .option("failOnDataLoss", "true"))
+              .option("failOnDataLoss", "true")
+              # a task reads a closed range of offsets; the fetch its consumer sends ahead at the end of that range
+              # would otherwise hold the next micro-batch's first fetch for up to 500 ms (≈80 ms each measured)
+              .option("kafka.fetch.max.wait.ms", "10"))
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     return reader.load()
@@ -163,12 +169,45 @@ def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None
             metrics.dead_letters(Counter(r["error"] for r in rows))
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        refused = F.col("error").isNotNull()
-        records = batch.select(*EVENT_COLUMNS, *SOURCE_COLUMNS, "error",
-                               F.when(refused, F.col("payload")).alias("payload"))
-        archive.write_batch(records, epoch, batch_id, set_aside=refused, on_set_aside=send_refused)
+        archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused(), on_set_aside=send_refused)
 
     return write_batch
+
+
+def _refused():
+    return F.col("error").isNotNull()
+
+
+def _archived(batch: DataFrame) -> DataFrame:
+    """What the ingest query hands the archive: the events, and the reason and payload of the refused records."""
+    return batch.select(*EVENT_COLUMNS, *SOURCE_COLUMNS, "error", F.when(_refused(), F.col("payload")).alias("payload"))
+
+
+def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
+    deduped = (valid_events(parsed).withWatermark("event_time", options.watermark)
+               .dropDuplicatesWithinWatermark(["event_id"]))
+    return aggregate(deduped, views)
+
+
+def _warm_up(spark: SparkSession, settings: Settings, options: SpeedOptions, mapping: DataFrame,
+             views: tuple[View, ...]) -> None:
+    """Both queries' transformations once over generated events, into scratch sinks (see ``warmup``)."""
+
+    def start(offsets: str, scratch: Path) -> list[StreamingQuery]:
+        parsed = parse_events(kafka_stream(spark, settings.kafka_bootstrap, warmup_topic(options.topic), offsets),
+                              mapping)
+        epoch = archive.open_epoch(scratch / "archive", 1)
+        return [
+            _views_frame(parsed, options, views).writeStream.queryName(f"{WARMUP_PREFIX}views").outputMode("update")
+            .foreachBatch(lambda batch, _: batch.collect())
+            .option("checkpointLocation", str(scratch / "views")).trigger(availableNow=True).start(),
+            parsed.writeStream.queryName(f"{WARMUP_PREFIX}ingest")
+            .foreachBatch(lambda batch, batch_id: archive.write_batch(_archived(batch), epoch, batch_id,
+                                                                      set_aside=_refused()))
+            .option("checkpointLocation", str(scratch / "ingest")).trigger(availableNow=True).start(),
+        ]
+
+    warm_up(settings.kafka_bootstrap, options.topic, settings.events_partitions, start)
 
 
 def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None,
@@ -183,14 +222,15 @@ def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOpt
     def parsed(max_offsets: int | None) -> DataFrame:
         return parse_events(kafka_stream(spark, bootstrap, options.topic, starting, max_offsets), mapping)
 
+    if options.warm_up:
+        _warm_up(spark, settings, options, mapping, views)
     cp = options.checkpoint_dir
     queries = []
     try:
-        deduped = (valid_events(parsed(options.max_offsets_per_trigger)).withWatermark("event_time", options.watermark)
-                   .dropDuplicatesWithinWatermark(["event_id"]))
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", "views")
         queries.append(
-            aggregate(deduped, views).writeStream.queryName("views").outputMode("update")
+            _views_frame(parsed(options.max_offsets_per_trigger), options, views)
+            .writeStream.queryName("views").outputMode("update")
             .foreachBatch(views_sink(pool, options, views, metrics))
             .option("checkpointLocation", str(cp / "views"))
             .trigger(processingTime=options.views_trigger).start())
