@@ -80,6 +80,12 @@ class AirflowClient:
                 raise
             return running[-1]
 
+    def has_run(self, dag_id: str, logical_ms: int) -> bool:
+        """Whether ``dag_id`` has a run for this logical date (Airflow keeps one per date)."""
+        runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={
+            "logical_date_gte": iso(logical_ms), "logical_date_lte": iso(logical_ms), "limit": 1})
+        return bool(runs["dag_runs"])
+
     def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str) -> dict:
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json={
             "dag_run_id": run_id, "logical_date": iso(start_ms),
