@@ -91,6 +91,11 @@ class Stack:
             packages = sorted({DEBIAN_PACKAGES[m] for m in missing})
             raise StackError(f"missing {', '.join(missing)}: run `make packages` (apt-get install {' '.join(packages)})")
         find_java()
+        try:
+            postgres.bin_dir()
+            postgres.run_as()
+        except postgres.PostgresError as exc:
+            raise StackError(str(exc)) from None
         for part in ("kafka", "hbase", "jmx"):
             classpath(self.settings, part)
 
