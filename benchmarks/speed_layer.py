@@ -233,8 +233,16 @@ def cold_start(args) -> None:
     stack.stop("speed-layer")
     stack.start("speed-layer")
     up = wait(lambda: check_speed_layer(SETTINGS) is None, 240, "the speed layer's probe")
-    since_ms = int(time.time() * 1000)
+    # from the start of the window open when the probe passed: the first new events land in it, not in the next
+    since_ms = int(time.time() * 1000) // WINDOW_MS * WINDOW_MS
     campaign = sorted(set(ev.ad_campaigns().values()))[0]
+    url = f"{SETTINGS.url('serving_port')}/views/{VIEW}"
+
+    def counts() -> dict[int, int]:
+        windows = requests.get(url, params={"key": campaign, "from": since_ms}, timeout=5).json()["windows"]
+        return {w["window_start_ms"]: w.get("views") or 0 for w in windows}
+
+    before = counts()  # what that window held before anything was sent (normally nothing)
     stop = threading.Event()
 
     def send() -> None:
@@ -245,11 +253,9 @@ def cold_start(args) -> None:
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    url = f"{SETTINGS.url('serving_port')}/views/{VIEW}"
     try:
-        visible = wait(lambda: any(w.get("views") for w in requests.get(
-            url, params={"key": campaign, "from": since_ms}, timeout=5).json()["windows"]), 120,
-            "the first window of new events", poll=0.1)
+        visible = wait(lambda: any(n > before.get(start, 0) for start, n in counts().items()), 120,
+                       "the first window of new events", poll=0.1)
     finally:
         stop.set()
         sender.join(10)

@@ -35,7 +35,7 @@ ARCHIVE_SCHEMA = ", ".join(f"{name} {sql_type}" for name, sql_type in ARCHIVE_CO
 COMMITS = "_commits"
 STAGING = "_staging"
 SET_ASIDE = "_set_aside"  # the staging partition of records a batch does not archive
-WRITERS = 2  # Spark tasks writing one micro-batch: at most this many files per hour and batch
+WRITERS = 1  # Spark tasks writing one micro-batch: one file per hour and batch, and a core left to the views
 ORPHAN_AFTER_S = 600
 
 
