@@ -107,9 +107,11 @@ def end_offsets(topic: str) -> dict[int, int]:
 def spark_drain_rate(starting: dict[int, int], events: int, parse: bool) -> float:
     from twinlayer.runtime.spark import build_session
     from twinlayer.speed.parse import campaign_mapping, parse_events
-    from twinlayer.speed.stream import kafka_stream
+    from twinlayer.speed.stream import SESSION_CONF, kafka_stream
 
-    spark = build_session("benchmark-ceiling", SETTINGS)
+    # the same JVM as the speed layer's (its garbage collector), so the ratio compares the pipelines alone
+    spark = build_session("benchmark-ceiling", SETTINGS, {
+        key: value for key, value in SESSION_CONF.items() if key.startswith("spark.driver.")})
     spark.sparkContext.setLogLevel("ERROR")
     offsets = json.dumps({SETTINGS.events_topic: {str(p): o for p, o in starting.items()}})
     frame = kafka_stream(spark, SETTINGS.kafka_bootstrap, SETTINGS.events_topic, offsets)
