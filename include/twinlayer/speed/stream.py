@@ -85,7 +85,7 @@ class SpeedOptions:
     # about a second whatever its size, so the bound trades a few seconds per batch for the rate of a catch-up.
     # Live traffic makes far smaller batches (one trigger's worth).
     max_offsets_per_trigger: int | None = 200_000
-    ingest_max_offsets_per_trigger: int = 400_000
+    ingest_max_offsets_per_trigger: int = 1_000_000
     table_max_versions: int = 1
     table_ttl_seconds: int | None = None
     reset_checkpoints: bool = False
