@@ -175,8 +175,10 @@ class ProgressListener(StreamingQueryListener):
             return
         self.metrics.record_progress(progress)
         if progress.get("numInputRows"):
-            log.info("%s batch %s: %s rows, durations %s", progress.get("name"), progress.get("batchId"),
-                     progress.get("numInputRows"), progress.get("durationMs"))
+            state = [{key: op.get(key) for key in ("numRowsTotal", "allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs")}
+                     for op in progress.get("stateOperators") or []]
+            log.info("%s batch %s: %s rows, durations %s, state %s", progress.get("name"), progress.get("batchId"),
+                     progress.get("numInputRows"), progress.get("durationMs"), state)
 
     def onQueryIdle(self, event) -> None:
         name = self.names.get(str(event.id), "unnamed")
