@@ -7,17 +7,17 @@ JARS_STAMP := build/jars/.stamp
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars packages deps up down status logs demo test test-unit bench clean clean-state freeze
+.PHONY: help install jars packages deps up down status logs demo lint format test test-unit bench clean clean-state freeze
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Python environment (.venv) from requirements.txt + constraints.txt
+install: $(VENV)/.installed ## Python environment (.venv): requirements.txt, the dev extra, constraints.txt
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q -e '.[dev]' -c constraints.txt
 	@touch $@
 
 jars: $(JARS_STAMP) ## Kafka, HBase, the Spark Kafka connector and the JMX exporter from Maven Central
@@ -45,6 +45,14 @@ logs: ## the last lines of every service's log (state/logs/)
 
 demo: deps ## stack up, sample events through the system, URLs printed
 	$(BIN)/twinlayer demo
+
+lint: install ## ruff: lint rules and formatting, checked (no file changed)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff: apply the safe fixes and the formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: deps ## the whole suite on the real stack (started if not already healthy, stopped after)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 
 import requests
+
 from twinlayer.localstack.generator import (
     EventFactory,
     LibrdkafkaSender,
@@ -47,13 +48,21 @@ from twinlayer.storage.kafka import ensure_topics
 SETTINGS = load_settings()
 RESULTS = SETTINGS.state_dir / "bench" / "speed.jsonl"
 VIEW, WINDOW_MS = "campaign_views_10s", 10_000  # the view the freshness figures follow
-COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                        cwd=PROJECT_ROOT).stdout.strip()
+COMMIT = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=PROJECT_ROOT
+).stdout.strip()
 
 
 def record(metric: str, value: float, unit: str, **extra) -> None:
-    line = {"bench": "speed", "metric": metric, "value": round(value, 3), "unit": unit, "commit": COMMIT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    line = {
+        "bench": "speed",
+        "metric": metric,
+        "value": round(value, 3),
+        "unit": unit,
+        "commit": COMMIT,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as out:
         out.write(json.dumps(line) + "\n")
@@ -98,8 +107,7 @@ def end_offsets(topic: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": SETTINGS.kafka_bootstrap, "group.id": "twinlayer-bench"})
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in metadata.partitions}
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
     finally:
         consumer.close()
 
@@ -110,8 +118,11 @@ def spark_drain_rate(starting: dict[int, int], events: int, parse: bool) -> floa
     from twinlayer.speed.stream import SESSION_CONF, kafka_stream
 
     # the same JVM as the speed layer's (its garbage collector), so the ratio compares the pipelines alone
-    spark = build_session("benchmark-ceiling", SETTINGS, {
-        key: value for key, value in SESSION_CONF.items() if key.startswith("spark.driver.")})
+    spark = build_session(
+        "benchmark-ceiling",
+        SETTINGS,
+        {key: value for key, value in SESSION_CONF.items() if key.startswith("spark.driver.")},
+    )
     spark.sparkContext.setLogLevel("ERROR")
     offsets = json.dumps({SETTINGS.events_topic: {str(p): o for p, o in starting.items()}})
     frame = kafka_stream(spark, SETTINGS.kafka_bootstrap, SETTINGS.events_topic, offsets)
@@ -120,8 +131,13 @@ def spark_drain_rate(starting: dict[int, int], events: int, parse: bool) -> floa
     try:
         with tempfile.TemporaryDirectory() as checkpoint:
             started = time.perf_counter()
-            (frame.writeStream.format("noop").option("checkpointLocation", checkpoint)
-             .trigger(availableNow=True).start().awaitTermination())
+            (
+                frame.writeStream.format("noop")
+                .option("checkpointLocation", checkpoint)
+                .trigger(availableNow=True)
+                .start()
+                .awaitTermination()
+            )
             return events / (time.perf_counter() - started)
     finally:
         spark.stop()
@@ -150,8 +166,12 @@ def throughput(args) -> None:
 
     wait(drained, 1800, "the speed layer to drain the preloaded events")
     for query, seconds in done.items():
-        record(f"speed_{query}_query_events_per_second", args.events / seconds, "events/s",
-               note="drained while the other query ran on the same cores")
+        record(
+            f"speed_{query}_query_events_per_second",
+            args.events / seconds,
+            "events/s",
+            note="drained while the other query ran on the same cores",
+        )
     rate = args.events / max(done.values())
     record("speed_layer_events_per_second", rate, "events/s", target=100_000, events=args.events)
     record("speed_layer_ratio_to_kafka_noop", rate / ceiling, "ratio", target=0.7, floor=0.3)
@@ -179,8 +199,11 @@ class ServingPoller:
                     continue
                 for w in windows.get("windows", []):
                     cell = (campaign, w["window_start_ms"])
-                    if cell not in self.visible and w["window_end_ms"] <= now * 1000 \
-                            and w.get("views") == self.expected.get(cell):
+                    if (
+                        cell not in self.visible
+                        and w["window_end_ms"] <= now * 1000
+                        and w.get("views") == self.expected.get(cell)
+                    ):
                         self.visible[cell] = now
             time.sleep(0.2)
 
@@ -190,8 +213,11 @@ def freshness_at(rate: float, seconds: float, sample: int = 5) -> None:
     campaigns = sorted(set(ads.values()))[:sample]
     chosen = set(campaigns)
     poller = ServingPoller(campaigns, int(time.time() * 1000))
-    view_marker, ad_re, time_re = b'"event_type":"view"', re.compile(rb'"ad_id":"([^"]+)"'), \
-        re.compile(rb'"event_time":(\d+)')
+    view_marker, ad_re, time_re = (
+        b'"event_type":"view"',
+        re.compile(rb'"ad_id":"([^"]+)"'),
+        re.compile(rb'"event_time":(\d+)'),
+    )
     poller.thread.start()
     sender = LibrdkafkaSender(SETTINGS.kafka_bootstrap)
     workload = Workload(rate=rate, duration=seconds, seed=int(time.time()))
@@ -220,8 +246,14 @@ def freshness_at(rate: float, seconds: float, sample: int = 5) -> None:
     common = {"rate": rate, "achieved_rate": round(achieved), "windows": len(delays), "never_visible": missing}
     record(f"freshness_p50_seconds_at_{rate / 1000:.0f}k", q[49], "s", **common, target=1.0)
     record(f"freshness_p90_seconds_at_{rate / 1000:.0f}k", q[89], "s", **common)
-    record(f"freshness_p99_seconds_at_{rate / 1000:.0f}k", q[98], "s", **common, target=2.0,
-           **({"floor": 3.0} if rate == 10_000 else {}))
+    record(
+        f"freshness_p99_seconds_at_{rate / 1000:.0f}k",
+        q[98],
+        "s",
+        **common,
+        target=2.0,
+        **({"floor": 3.0} if rate == 10_000 else {}),
+    )
 
 
 def freshness(args) -> None:
@@ -256,13 +288,23 @@ def cold_start(args) -> None:
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     try:
-        visible = wait(lambda: any(n > before.get(start, 0) for start, n in counts().items()), 120,
-                       "the first window of new events", poll=0.1)
+        visible = wait(
+            lambda: any(n > before.get(start, 0) for start, n in counts().items()),
+            120,
+            "the first window of new events",
+            poll=0.1,
+        )
     finally:
         stop.set()
         sender.join(10)
-    record("cold_start_seconds", visible - up, "s", target=5.0, floor=10.0,
-           note="speed layer's probe passed (make up returns) -> first window of new events through serving")
+    record(
+        "cold_start_seconds",
+        visible - up,
+        "s",
+        target=5.0,
+        floor=10.0,
+        note="speed layer's probe passed (make up returns) -> first window of new events through serving",
+    )
 
 
 def idle_cpu(args) -> None:
@@ -286,8 +328,14 @@ def idle_cpu(args) -> None:
     time.sleep(args.idle_seconds)
     after = cpu_seconds()
     cores = {name: (after[name] - before.get(name, 0.0)) / args.idle_seconds for name in after}
-    record("idle_stack_cpu_cores", sum(cores.values()), "cores", target=0.3, seconds=args.idle_seconds,
-           by_service={k: round(v, 3) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])})
+    record(
+        "idle_stack_cpu_cores",
+        sum(cores.values()),
+        "cores",
+        target=0.3,
+        seconds=args.idle_seconds,
+        by_service={k: round(v, 3) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])},
+    )
 
 
 def generator(args) -> None:
@@ -314,8 +362,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="freshness: seconds per rate")
     parser.add_argument("--idle-seconds", type=float, default=60, help="idle-cpu: seconds measured")
     args = parser.parse_args()
-    commands = {"all": run_all, "throughput": throughput, "freshness": freshness, "cold-start": cold_start,
-                "idle-cpu": idle_cpu, "generator": generator}
+    commands = {
+        "all": run_all,
+        "throughput": throughput,
+        "freshness": freshness,
+        "cold-start": cold_start,
+        "idle-cpu": idle_cpu,
+        "generator": generator,
+    }
     commands[args.command](args)
 
 

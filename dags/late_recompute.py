@@ -39,8 +39,10 @@ def twinlayer_late_recompute():
 
         stale = late_hours(load_settings())
         for item in stale:
-            print(f"{item['hour']}: published version read {item['published']} records, the archive now holds "
-                  f"{item['archived']}")
+            print(
+                f"{item['hour']}: published version read {item['published']} records, the archive now holds "
+                f"{item['archived']}"
+            )
         return recompute_requests(stale)
 
     TriggerDagRunOperator.partial(

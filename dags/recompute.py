@@ -28,6 +28,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import PokeReturnValue, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from common.assets import BATCH_VIEWS, RAW_ARCHIVE
+
 from twinlayer.model.config import PROJECT_ROOT
 
 HOUR_START = "{{ data_interval_start.int_timestamp * 1000 }}"
@@ -73,8 +74,11 @@ def twinlayer_recompute():
         application=str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"),
         application_args=["--start", HOUR_START, "--end", HOUR_END],
         name="twinlayer-batch-recompute",
-        conf={"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-              "spark.ui.showConsoleProgress": "false"},
+        conf={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+        },
         driver_memory="2g",
     )
 

@@ -2,8 +2,8 @@
 
     spark-submit spark_jobs/batch_recompute.py --start 2026-11-24T05:00:00+00:00 --end 2026-11-24T06:00:00+00:00
 
-Thin on purpose: `twinlayer.batch.recompute.recompute_hour` per hour, then a run record per hour for the steps that follow
-(quality gate, publish). Nothing is published here.
+Thin on purpose: `twinlayer.batch.recompute.recompute_hour` per hour, then a run record per hour for the steps that
+follow (quality gate, publish). Nothing is published here.
 """
 
 from __future__ import annotations

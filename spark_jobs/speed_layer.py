@@ -26,6 +26,8 @@ from twinlayer.speed.stream import (
 from twinlayer.storage import hbase as hbase_store
 from twinlayer.storage.kafka import ensure_topics
 
+log = logging.getLogger("twinlayer.speed_layer")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -39,10 +41,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--views-trigger")
     parser.add_argument("--table-max-versions", type=int)
     parser.add_argument("--max-offsets-per-trigger", type=int)
-    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
-                        help="start the queries cold (their first micro-batch then takes about ten seconds)")
-    parser.add_argument("--reset-checkpoints", action="store_true",
-                        help="start without checkpoints over an existing archive (opens a new archive epoch)")
+    parser.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="start the queries cold (their first micro-batch then takes about ten seconds)",
+    )
+    parser.add_argument(
+        "--reset-checkpoints",
+        action="store_true",
+        help="start without checkpoints over an existing archive (opens a new archive epoch)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,10 +62,10 @@ def wait_for(action, what: str, timeout: float = 180.0) -> None:
         try:
             action()
             return
-        except Exception as exc:  # noqa: BLE001 — any failure means "not there yet" until the deadline
+        except Exception as exc:
             if time.monotonic() > deadline:
                 raise SystemExit(f"speed layer: {what} did not answer within {timeout:.0f}s: {exc}") from exc
-            logging.info("waiting for %s: %s", what, exc)
+            log.info("waiting for %s: %s", what, exc)
             time.sleep(3)
 
 
@@ -64,18 +73,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     settings = load_settings()
-    overrides = {k: v for k, v in {
-        "topic": args.topic, "dlq_topic": args.dlq_topic, "table": args.table,
-        "archive_dir": args.archive_dir and Path(args.archive_dir).resolve(),
-        "checkpoint_dir": args.checkpoint_dir and Path(args.checkpoint_dir).resolve(),
-        "watermark": args.watermark, "views_trigger": args.views_trigger,
-        "table_max_versions": args.table_max_versions, "max_offsets_per_trigger": args.max_offsets_per_trigger,
-    }.items() if v is not None}
-    options = SpeedOptions.from_settings(settings, reset_checkpoints=args.reset_checkpoints, warm_up=args.warm_up,
-                                         **overrides)
+    overrides = {
+        k: v
+        for k, v in {
+            "topic": args.topic,
+            "dlq_topic": args.dlq_topic,
+            "table": args.table,
+            "archive_dir": args.archive_dir and Path(args.archive_dir).resolve(),
+            "checkpoint_dir": args.checkpoint_dir and Path(args.checkpoint_dir).resolve(),
+            "watermark": args.watermark,
+            "views_trigger": args.views_trigger,
+            "table_max_versions": args.table_max_versions,
+            "max_offsets_per_trigger": args.max_offsets_per_trigger,
+        }.items()
+        if v is not None
+    }
+    options = SpeedOptions.from_settings(
+        settings, reset_checkpoints=args.reset_checkpoints, warm_up=args.warm_up, **overrides
+    )
 
-    wait_for(lambda: ensure_topics(settings.kafka_bootstrap,
-                                   {options.topic: settings.events_partitions, options.dlq_topic: 1}), "Kafka")
+    wait_for(
+        lambda: ensure_topics(
+            settings.kafka_bootstrap, {options.topic: settings.events_partitions, options.dlq_topic: 1}
+        ),
+        "Kafka",
+    )
     wait_for(lambda: hbase_store.ping(hbase_store.pool_for(settings, size=1)), "HBase Thrift")
     spark = build_session("twinlayer-speed-layer", settings, SESSION_CONF)
     spark.sparkContext.setLogLevel("WARN")
@@ -85,17 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         queries = start_speed_layer(spark, settings, options, metrics)
     except CheckpointMissing as exc:
-        logging.error("%s", exc)
+        log.error("%s", exc)
         return 3
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    logging.info("speed layer running: queries %s, archive %s", ", ".join(QUERIES), options.archive_dir)
+    log.info("speed layer running: queries %s, archive %s", ", ".join(QUERIES), options.archive_dir)
     try:
         while not stopping:
             for query in queries:
                 if not query.isActive:
                     error = query.exception()
-                    logging.error("query %s stopped: %s", query.name, error)
+                    log.error("query %s stopped: %s", query.name, error)
                     return 1
             time.sleep(1)
     finally:

@@ -17,6 +17,7 @@ import uuid
 import psutil
 import pytest
 import requests
+
 from twinlayer.localstack.stack import Stack
 from twinlayer.model.config import PROJECT_ROOT, load_settings
 
@@ -64,35 +65,63 @@ def unique_name(request):
 class SpeedLayerProcess:
     """The real speed-layer job (spark_jobs/speed_layer.py) as a child process with its own topic, table and dirs."""
 
-    def __init__(self, settings, name: str, root, metrics_port: int, watermark: str = "10 seconds",
-                 max_versions: int = 5):
+    def __init__(
+        self, settings, name: str, root, metrics_port: int, watermark: str = "10 seconds", max_versions: int = 5
+    ):
         self.settings = settings
         self.topic, self.dlq_topic, self.table = f"{name}-events", f"{name}-dlq", f"{name}_speed".replace("-", "_")
         self.archive_dir, self.checkpoint_dir = root / "archive", root / "checkpoints"
         self.metrics_port = metrics_port
         self.log_path = root / "speed-layer.log"
-        self.args = [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py"),
-                     "--topic", self.topic, "--dlq-topic", self.dlq_topic, "--table", self.table,
-                     "--archive-dir", str(self.archive_dir), "--checkpoint-dir", str(self.checkpoint_dir),
-                     "--metrics-port", str(metrics_port), "--watermark", watermark,
-                     "--table-max-versions", str(max_versions)]
+        self.args = [
+            sys.executable,
+            str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py"),
+            "--topic",
+            self.topic,
+            "--dlq-topic",
+            self.dlq_topic,
+            "--table",
+            self.table,
+            "--archive-dir",
+            str(self.archive_dir),
+            "--checkpoint-dir",
+            str(self.checkpoint_dir),
+            "--metrics-port",
+            str(metrics_port),
+            "--watermark",
+            watermark,
+            "--table-max-versions",
+            str(max_versions),
+        ]
         self.process = None
 
     def start(self, *extra: str, wait: bool = True):
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([*self.args, *extra], stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include")})
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [*self.args, *extra],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include")},
+            )
         if wait:
-            self.wait_until(lambda m: all(m.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0
-                                          for q in ("views", "ingest")), 180, "queries to start")
+            self.wait_until(
+                lambda m: all(
+                    m.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0 for q in ("views", "ingest")
+                ),
+                180,
+                "queries to start",
+            )
         return self
 
     def metrics(self) -> dict:
         from prometheus_client.parser import text_string_to_metric_families
 
         body = requests.get(f"http://{self.settings.host}:{self.metrics_port}/metrics", timeout=2).text
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(body) for s in family.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+        }
 
     def processed(self, query: str) -> float:
         return self.metrics().get(("twinlayer_speed_input_rows_total", (("query", query),)), 0.0)
@@ -101,8 +130,9 @@ class SpeedLayerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"speed layer exited with {self.process.returncode} while waiting for {what}:\n"
-                                     + self.log_tail())
+                raise AssertionError(
+                    f"speed layer exited with {self.process.returncode} while waiting for {what}:\n" + self.log_tail()
+                )
             try:
                 if predicate(self.metrics()):
                     return

@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 
 from kafka import KafkaConsumer, TopicPartition
+
 from twinlayer.model import events as ev
 from twinlayer.model.views import VIEWS, View
 
@@ -24,8 +25,13 @@ class Record:
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000,
-                             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)

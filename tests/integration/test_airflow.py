@@ -6,9 +6,11 @@ import time
 
 import pytest
 import requests
+
 from twinlayer.model.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
+
 
 def dag_ids_in_files() -> set[str]:
     return {m for p in (PROJECT_ROOT / "dags").glob("*.py") for m in re.findall(r'dag_id="([^"]+)"', p.read_text())}
@@ -25,8 +27,9 @@ def api(stack, settings):
 
 def test_api_server_is_healthy(stack, settings):
     health = requests.get(f"{settings.url('airflow_port')}/api/v2/monitor/health", timeout=10).json()
-    assert {part: health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")} \
-        == dict.fromkeys(("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy")
+    assert {
+        part: health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    } == dict.fromkeys(("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy")
 
 
 def test_running_dag_processor_parsed_every_dag_without_errors(api):

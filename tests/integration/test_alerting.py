@@ -5,6 +5,7 @@ import time
 
 import pytest
 import requests
+
 from twinlayer.ops.probes import check_speed_layer
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
@@ -25,16 +26,25 @@ def wait_for(probe, timeout, what):
 
 
 def active_alerts(settings, name):
-    alerts = requests.get(f"{settings.url('alertmanager_port')}/api/v2/alerts", timeout=5,
-                          params={"filter": f'alertname="{name}"', "active": "true"}).json()
+    alerts = requests.get(
+        f"{settings.url('alertmanager_port')}/api/v2/alerts",
+        timeout=5,
+        params={"filter": f'alertname="{name}"', "active": "true"},
+    ).json()
     return [a for a in alerts if a["status"]["state"] == "active"]
 
 
 def notifications(settings, receiver, name, status, since):
-    sent = requests.get(f"{settings.url('alert_log_port')}/notifications", params={"receiver": receiver},
-                        timeout=5).json()
-    return [n for n in sent if n["received"] >= since and n["status"] == status
-            and any(a["labels"].get("alertname") == name for a in n["alerts"])]
+    sent = requests.get(
+        f"{settings.url('alert_log_port')}/notifications", params={"receiver": receiver}, timeout=5
+    ).json()
+    return [
+        n
+        for n in sent
+        if n["received"] >= since
+        and n["status"] == status
+        and any(a["labels"].get("alertname") == name for a in n["alerts"])
+    ]
 
 
 def test_stopped_speed_layer_fires_an_alert_that_reaches_on_call_and_resolves_when_it_is_back(stack, settings):
@@ -42,8 +52,11 @@ def test_stopped_speed_layer_fires_an_alert_that_reaches_on_call_and_resolves_wh
     stopped = time.time()
     stack.stop("speed-layer")
     try:
-        firing = wait_for(lambda: notifications(settings, "oncall", "SpeedLayerDown", "firing", stopped),
-                          FOR_SECONDS + SCRAPE_AND_EVAL + GROUP_WAIT + 30, "SpeedLayerDown notified to on-call")
+        firing = wait_for(
+            lambda: notifications(settings, "oncall", "SpeedLayerDown", "firing", stopped),
+            FOR_SECONDS + SCRAPE_AND_EVAL + GROUP_WAIT + 30,
+            "SpeedLayerDown notified to on-call",
+        )
         fired_after = firing[0]["received"] - stopped
         alert = next(a for a in firing[0]["alerts"] if a["labels"]["alertname"] == "SpeedLayerDown")
         assert alert["labels"]["severity"] == "critical" and alert["labels"]["job"] == "speed-layer"
@@ -54,16 +67,21 @@ def test_stopped_speed_layer_fires_an_alert_that_reaches_on_call_and_resolves_wh
     started = time.time()
     wait_for(lambda: _answers(settings), 240, "the speed layer answering again")
     answered_after = time.time() - started
-    resolved = wait_for(lambda: notifications(settings, "oncall", "SpeedLayerDown", "resolved", started),
-                        SCRAPE_AND_EVAL + GROUP_INTERVAL + answered_after + 30, "SpeedLayerDown resolved")
+    resolved = wait_for(
+        lambda: notifications(settings, "oncall", "SpeedLayerDown", "resolved", started),
+        SCRAPE_AND_EVAL + GROUP_INTERVAL + answered_after + 30,
+        "SpeedLayerDown resolved",
+    )
     assert not active_alerts(settings, "SpeedLayerDown")
-    print(f"fired {fired_after:.0f}s after the stop (for: {FOR_SECONDS}s); speed layer answered "
-          f"{answered_after:.0f}s after its start; resolved notice {resolved[0]['received'] - started:.0f}s after it")
+    print(
+        f"fired {fired_after:.0f}s after the stop (for: {FOR_SECONDS}s); speed layer answered "
+        f"{answered_after:.0f}s after its start; resolved notice {resolved[0]['received'] - started:.0f}s after it"
+    )
 
 
 def _answers(settings) -> bool:
     try:
         check_speed_layer(settings)
         return True
-    except Exception:  # noqa: BLE001 — still starting
+    except Exception:
         return False

@@ -12,6 +12,8 @@ import time
 import happybase
 import pytest
 import requests
+
+from tests import truth
 from twinlayer.batch import drift as batch_drift
 from twinlayer.batch import gates, late, report
 from twinlayer.batch import publish as publishing
@@ -27,8 +29,6 @@ from twinlayer.storage import hbase as hbase_store
 from twinlayer.storage.archive import epochs as archive_epochs
 from twinlayer.storage.hbase import parse_row_key
 
-from tests import truth
-
 pytestmark = pytest.mark.integration
 
 HOURS = 3
@@ -42,8 +42,12 @@ def lambda_run(stack, settings, tmp_path_factory):
     root = tmp_path_factory.mktemp("lambda")
     name = f"batch-{os.getpid()}-{root.name[-6:]}".lower()
     run = SpeedLayerProcess(settings, name, root, _free_port(), watermark="10 seconds", max_versions=1)
-    local = dataclasses.replace(settings, state_dir=root / "state", speed_table=run.table,
-                                batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"))
+    local = dataclasses.replace(
+        settings,
+        state_dir=root / "state",
+        speed_table=run.table,
+        batch_table=f"{run.table}_batch".replace("_speed_batch", "_batch"),
+    )
     run.args[run.args.index("--archive-dir") + 1] = str(local.archive_dir)
     now_ms = int(time.time() * 1000)
     first_hour = now_ms - now_ms % HOUR_MS - (HOURS + 1) * HOUR_MS
@@ -52,34 +56,70 @@ def lambda_run(stack, settings, tmp_path_factory):
     clock = lambda: first_hour + next(ticks) * (HOURS * HOUR_MS) // count  # noqa: E731
     run.start()
     try:
-        produce(settings.kafka_bootstrap, run.topic,
-                Workload(rate=0, count=count, late_fraction=0.03, late_by_ms=120_000, duplicate_fraction=0.03,
-                         malformed_fraction=0.03, seed=21), clock=clock)
+        produce(
+            settings.kafka_bootstrap,
+            run.topic,
+            Workload(
+                rate=0,
+                count=count,
+                late_fraction=0.03,
+                late_by_ms=120_000,
+                duplicate_fraction=0.03,
+                malformed_fraction=0.03,
+                seed=21,
+            ),
+            clock=clock,
+        )
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
-        run.wait_until(lambda m: all(run.processed(q) >= len(records) for q in ("views", "ingest")),
-                       240, "the speed layer to archive every record")
+        run.wait_until(
+            lambda m: all(run.processed(q) >= len(records) for q in ("views", "ingest")),
+            240,
+            "the speed layer to archive every record",
+        )
     finally:
         run.stop()
     classified = truth.classify(records)
     events = truth.dedupe_first([e for _, e in classified.valid])
     yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run"])(
-        local, [first_hour + i * HOUR_MS for i in range(HOURS)], events, run)
+        local, [first_hour + i * HOUR_MS for i in range(HOURS)], events, run
+    )
 
 
 def env_for(settings):
-    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include"), "SPARK_HOME": spark_home(),
-            "TWINLAYER_STATE_DIR": str(settings.state_dir),
-            "TWINLAYER_SPEED_TABLE": settings.speed_table, "TWINLAYER_BATCH_TABLE": settings.batch_table}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT / "include"),
+        "SPARK_HOME": spark_home(),
+        "TWINLAYER_STATE_DIR": str(settings.state_dir),
+        "TWINLAYER_SPEED_TABLE": settings.speed_table,
+        "TWINLAYER_BATCH_TABLE": settings.batch_table,
+    }
 
 
 def spark_submit_recompute(settings, start_ms, end_ms):
     """The batch job exactly as the DAG submits it."""
     result = subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"), "--master", "local[2]",
-         "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-         "--conf", f"spark.pyspark.python={sys.executable}",
-         str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"), "--start", str(start_ms), "--end", str(end_ms)],
-        env=env_for(settings), capture_output=True, text=True, timeout=600)
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"),
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.sql.shuffle.partitions=4",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            f"spark.pyspark.python={sys.executable}",
+            str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"),
+            "--start",
+            str(start_ms),
+            "--end",
+            str(end_ms),
+        ],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
 
@@ -100,8 +140,10 @@ def batch_cells(settings):
     conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
     try:
         table = conn.table(settings.batch_table)
-        return {row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
-                for row, data in table.scan(columns=[b"m"])}
+        return {
+            row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
+            for row, data in table.scan(columns=[b"m"])
+        }
     finally:
         conn.close()
 
@@ -204,13 +246,18 @@ def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, 
     try:
         speed = conn.table(settings.speed_table)
         rows = list(speed.scan(columns=[b"m:views"]))
-        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + HOUR_MS][:5]
+        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + HOUR_MS][
+            :5
+        ]
         for row, data in planted:  # the speed layer "miscounted" five windows by +7
             speed.put(row, {b"m:views": str(int(data[b"m:views"]) + 7).encode()}, timestamp=int(row[-13:]))
     finally:
         conn.close()
-    expected_cells = {(k, s): c for (v, k, s), c in truth.view_cells(lambda_run.events).items()
-                      if v == view.name and hour <= s < hour + HOUR_MS}
+    expected_cells = {
+        (k, s): c
+        for (v, k, s), c in truth.view_cells(lambda_run.events).items()
+        if v == view.name and hour <= s < hour + HOUR_MS
+    }
     server = Server(settings)
     speed_values = {}
     from twinlayer.storage.hbase import read_view
@@ -226,16 +273,21 @@ def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, 
     assert report[view.name]["views"]["abs_diff"] == real_gap
     assert report[view.name]["views"]["ratio"] == pytest.approx(real_gap / real_total)
     assert pushed_value(settings, "twinlayer_batch_drift_abs", view=view.name, measure="views") == real_gap
-    assert pushed_value(settings, "twinlayer_batch_drift_ratio", view=view.name, measure="views") == \
-        pytest.approx(real_gap / real_total)
+    assert pushed_value(settings, "twinlayer_batch_drift_ratio", view=view.name, measure="views") == pytest.approx(
+        real_gap / real_total
+    )
 
 
 def pushed_value(settings, name, **labels):
     from prometheus_client.parser import text_string_to_metric_families
 
     text = requests.get(f"{settings.url('pushgateway_port')}/metrics", timeout=5).text
-    values = [s.value for f in text_string_to_metric_families(text) for s in f.samples
-              if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    values = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(values) == 1, (name, labels, values)
     return values[0]
 
@@ -260,19 +312,30 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
     old_version = server.publications()[hour_label(hour)]["version"]
-    archived = spark.read.parquet(str(archive_epochs(settings.archive_dir)[0])).where(
-        f"event_hour = '{hour_label(hour)}' and event_type = 'view'").limit(12).toPandas()
+    archived = (
+        spark.read.parquet(str(archive_epochs(settings.archive_dir)[0]))
+        .where(f"event_hour = '{hour_label(hour)}' and event_type = 'view'")
+        .limit(12)
+        .toPandas()
+    )
     late_events = archived.copy()
     late_events["event_id"] = late_events["event_id"] + "-late"  # new events, arriving after the hour was published
     key = late_events["campaign_id"].iloc[0]
     before = server.query(view, key, hour, hour + HOUR_MS).as_dict()
+
     def late_of_ours():  # (an hour before the first may hold a few late events and is never published here)
         return [h for h in late.late_hours(settings) if h["hour_ms"] in lambda_run.hours]
 
     assert late_of_ours() == []
     plant_epoch(spark, settings, late_events, tmp_path)
-    assert late_of_ours() == [{"hour": hour_label(hour), "hour_ms": hour,
-                               "published": old_version, "archived": old_version + len(late_events)}]
+    assert late_of_ours() == [
+        {
+            "hour": hour_label(hour),
+            "hour_ms": hour,
+            "published": old_version,
+            "archived": old_version + len(late_events),
+        }
+    ]
     state = report.export_state_metrics(settings)
     others = [h for h in late.late_hours(settings) if h["hour_ms"] not in lambda_run.hours]
     assert state["late_hours"] == 1 + len(others)
@@ -297,8 +360,10 @@ def test_archive_counts_without_spark_equal_the_batch_versions(lambda_run, spark
     from twinlayer.storage.archive import read as read_archive
 
     settings = lambda_run.settings
-    by_spark = {r.event_hour: r["count"] for r in
-                read_archive(spark, settings.archive_dir).groupBy("event_hour").count().collect()}
+    by_spark = {
+        r.event_hour: r["count"]
+        for r in read_archive(spark, settings.archive_dir).groupBy("event_hour").count().collect()
+    }
     assert hour_counts(settings.archive_dir) == by_spark
     assert all(by_spark.get(hour_label(h), 0) > 0 for h in lambda_run.hours)
 

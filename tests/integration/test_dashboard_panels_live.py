@@ -12,17 +12,21 @@ import time
 
 import pytest
 import requests
+
+from tests.integration.test_batch_layer import lambda_run, published  # noqa: F401 — fixtures, used on demand
 from twinlayer.localstack.airflow_api import AirflowClient
 from twinlayer.localstack.dashboards import load_dashboards, panel_queries
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.events import campaign_ids
 
-from tests.integration.test_batch_layer import lambda_run, published  # noqa: F401 — fixtures, used on demand
-
 pytestmark = pytest.mark.integration
 
-BATCH_SERIES = ("twinlayer_batch_drift_ratio", "twinlayer_batch_last_success_timestamp_seconds",
-                "twinlayer_batch_gate_success", "twinlayer_batch_boundary_timestamp_seconds")
+BATCH_SERIES = (
+    "twinlayer_batch_drift_ratio",
+    "twinlayer_batch_last_success_timestamp_seconds",
+    "twinlayer_batch_gate_success",
+    "twinlayer_batch_boundary_timestamp_seconds",
+)
 
 
 def prom(settings, expr):
@@ -41,17 +45,30 @@ def busy_stack(stack, settings, request):
         keys = campaign_ids()
         i = 0
         while not stop.is_set():
-            requests.get(f"{settings.url('serving_port')}/views/campaign_views_10s", timeout=10,
-                         params={"key": keys[i % len(keys)], "from": "10m"})
+            requests.get(
+                f"{settings.url('serving_port')}/views/campaign_views_10s",
+                timeout=10,
+                params={"key": keys[i % len(keys)], "from": "10m"},
+            )
             i += 1
             stop.wait(0.2)
 
     reader = threading.Thread(target=query_serving, daemon=True)
     reader.start()
     try:
-        produce(settings.kafka_bootstrap, settings.events_topic,
-                Workload(rate=2000, count=90_000, malformed_fraction=0.03, late_fraction=0.03, late_by_ms=120_000,
-                         duplicate_fraction=0.02, seed=77))
+        produce(
+            settings.kafka_bootstrap,
+            settings.events_topic,
+            Workload(
+                rate=2000,
+                count=90_000,
+                malformed_fraction=0.03,
+                late_fraction=0.03,
+                late_by_ms=120_000,
+                duplicate_fraction=0.02,
+                seed=77,
+            ),
+        )
         client = AirflowClient(settings.url("airflow_port"))
         now_ms = int(time.time() * 1000)
         for dag_id in ("twinlayer_stack_health", "twinlayer_metric_export", "twinlayer_speed_watchdog"):

@@ -16,7 +16,7 @@ def connection(stack, settings):
 
 
 def test_put_get_scan_with_explicit_timestamps(connection, unique_name):
-    connection.create_table(unique_name, {"v": dict(max_versions=3)})
+    connection.create_table(unique_name, {"v": {"max_versions": 3}})
     try:
         assert unique_name.encode() in connection.tables()
         table = connection.table(unique_name)

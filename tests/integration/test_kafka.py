@@ -16,8 +16,9 @@ def test_produced_records_are_read_back_exactly(stack, settings, unique_name):
     finally:
         admin.close()
     sent = [{"seq": i, "payload": f"event-{i}"} for i in range(500)]
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                             value_serializer=lambda v: json.dumps(v).encode())
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", value_serializer=lambda v: json.dumps(v).encode()
+    )
     try:
         for record in sent:
             producer.send(unique_name, value=record, key=str(record["seq"]).encode())
@@ -25,9 +26,13 @@ def test_produced_records_are_read_back_exactly(stack, settings, unique_name):
     finally:
         producer.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=5000,
-                             value_deserializer=lambda b: json.loads(b))
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+        value_deserializer=json.loads,
+    )
     try:
         partitions = [TopicPartition(unique_name, p) for p in consumer.partitions_for_topic(unique_name)]
         consumer.assign(partitions)

@@ -38,12 +38,12 @@ def test_every_stack_target_is_scraped_and_up(stack, settings):
     def all_up():
         targets = requests.get(f"{settings.url('prometheus_port')}/api/v1/targets", timeout=5).json()["data"]
         health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
-        return health if STACK_JOBS <= health.keys() and all(health[j] == "up" for j in STACK_JOBS) else None
+        return health if health.keys() >= STACK_JOBS and all(health[j] == "up" for j in STACK_JOBS) else None
 
     health = eventually(all_up)
     assert health, "not every stack target is up in Prometheus"
     up = {r["metric"]["job"]: float(r["value"][1]) for r in prom_query(settings, "up")}
-    assert {job: up.get(job) for job in STACK_JOBS} == {job: 1.0 for job in STACK_JOBS}
+    assert {job: up.get(job) for job in STACK_JOBS} == dict.fromkeys(STACK_JOBS, 1.0)
 
 
 def test_jvm_services_export_their_own_metrics(stack, settings):
@@ -68,7 +68,7 @@ def test_metric_pushed_to_pushgateway_is_visible_in_prometheus(stack, settings, 
 
 def test_alertmanager_accepts_and_lists_an_alert(stack, settings, unique_name):
     base = settings.url("alertmanager_port")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     alert = {
         "labels": {"alertname": unique_name, "severity": "info", "job": "twinlayer-tests"},
         "annotations": {"summary": "posted by the test suite"},
@@ -78,7 +78,9 @@ def test_alertmanager_accepts_and_lists_an_alert(stack, settings, unique_name):
     assert requests.post(f"{base}/api/v2/alerts", json=[alert], timeout=5).status_code == 200
 
     def listed():
-        alerts = requests.get(f"{base}/api/v2/alerts", params={"filter": f'alertname="{unique_name}"'}, timeout=5).json()
+        alerts = requests.get(
+            f"{base}/api/v2/alerts", params={"filter": f'alertname="{unique_name}"'}, timeout=5
+        ).json()
         return alerts
 
     alerts = eventually(listed, timeout=15)

@@ -6,14 +6,14 @@ import time
 
 import pytest
 import requests
+
+from tests import truth
 from twinlayer.batch import late
 from twinlayer.localstack.airflow_api import AirflowClient
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.serving.merge import Server
 from twinlayer.storage.archive import read as read_archive
-
-from tests import truth
 
 pytestmark = pytest.mark.integration
 DAG_ID = "twinlayer_recompute"
@@ -26,8 +26,7 @@ def unused_past_hours(spark, settings, n: int = 1) -> int:
     now_hour = int(time.time() * 1000) // HOUR_MS * HOUR_MS
     candidates = [now_hour - h * HOUR_MS for h in range(24, 144 - n)]
     random.Random().shuffle(candidates)
-    return next(h for h in candidates
-                if all(hour_label(h + i * HOUR_MS) not in used for i in range(n)))
+    return next(h for h in candidates if all(hour_label(h + i * HOUR_MS) not in used for i in range(n)))
 
 
 def archive_past_events(spark, settings, first_hour: int, count: int, hours: int = 1, seed: int = 31) -> None:
@@ -36,9 +35,12 @@ def archive_past_events(spark, settings, first_hour: int, count: int, hours: int
     already = archived_count(spark, settings, labels)
     ticks = iter(range(count))
     span = hours * HOUR_MS - 60_000
-    produce(settings.kafka_bootstrap, settings.events_topic,
-            Workload(rate=0, count=count, duplicate_fraction=0.05, seed=seed),
-            clock=lambda: first_hour + 1000 + next(ticks) * span // count)
+    produce(
+        settings.kafka_bootstrap,
+        settings.events_topic,
+        Workload(rate=0, count=count, duplicate_fraction=0.05, seed=seed),
+        clock=lambda: first_hour + 1000 + next(ticks) * span // count,
+    )
     count += already
     deadline = time.monotonic() + 120
     while True:  # the stack's speed layer archives them (late for its views, which is the batch layer's job)
@@ -56,14 +58,18 @@ def archived_count(spark, settings, labels) -> int:
 
 def batch_cells_of(settings, first_hour: int, hours: int) -> dict:
     import happybase
+
     from twinlayer.storage.hbase import parse_row_key
 
     conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
     try:
         table = conn.table(settings.batch_table)
         end = first_hour + hours * HOUR_MS
-        return {row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
-                for row, data in table.scan(columns=[b"m"]) if first_hour <= parse_row_key(row)[2] < end}
+        return {
+            row: {col: table.cells(row, col, versions=10, include_timestamp=True) for col in data}
+            for row, data in table.scan(columns=[b"m"])
+            if first_hour <= parse_row_key(row)[2] < end
+        }
     finally:
         conn.close()
 
@@ -78,16 +84,23 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     assert set(result["tasks"].values()) == {"success"}
     print(f"DAG run wall time: {result['seconds']:.0f}s")
 
-    records = [r for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic)
-               if hour <= (truth.event_time_of(r) or 0) < hour + HOUR_MS]
+    records = [
+        r
+        for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic)
+        if hour <= (truth.event_time_of(r) or 0) < hour + HOUR_MS
+    ]
     events = truth.dedupe_first([e for _, e in truth.classify(records).valid])
     expected = {c: v for c, v in truth.view_cells(events).items() if c[0] == "campaign_views_10s"}
     key = sorted({k for _, k, _ in expected})[0]
-    answer = requests.get(f"{settings.url('serving_port')}/views/campaign_views_10s", timeout=10,
-                          params={"key": key, "from": str(hour), "to": str(hour + HOUR_MS)}).json()
+    answer = requests.get(
+        f"{settings.url('serving_port')}/views/campaign_views_10s",
+        timeout=10,
+        params={"key": key, "from": str(hour), "to": str(hour + HOUR_MS)},
+    ).json()
     assert answer["boundary_ms"] >= hour + HOUR_MS
-    assert {w["window_start_ms"]: w["views"] for w in answer["windows"]} == \
-        {s: c["views"] for (_, k, s), c in expected.items() if k == key}
+    assert {w["window_start_ms"]: w["views"] for w in answer["windows"]} == {
+        s: c["views"] for (_, k, s), c in expected.items() if k == key
+    }
     assert {w["source"] for w in answer["windows"]} == {"batch"}
 
 

@@ -18,14 +18,20 @@ def test_streaming_query_reads_exactly_what_was_produced(stack, settings, spark,
     finally:
         producer.close()
 
-    stream = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-              .option("subscribe", unique_name)
-              .option("startingOffsets", "earliest")
-              .load()
-              .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value"))
-    query = (stream.writeStream.format("memory").queryName(unique_name)
-             .option("checkpointLocation", str(tmp_path / "checkpoint")).start())
+    stream = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", unique_name)
+        .option("startingOffsets", "earliest")
+        .load()
+        .selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
+    )
+    query = (
+        stream.writeStream.format("memory")
+        .queryName(unique_name)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .start()
+    )
     try:
         query.processAllAvailable()
         rows = spark.sql(f"SELECT key, value FROM {unique_name}").collect()

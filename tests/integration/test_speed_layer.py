@@ -11,18 +11,25 @@ import time
 
 import happybase
 import pytest
+
+from tests import truth
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.views import by_name
 from twinlayer.storage.archive import read as read_archive
 from twinlayer.storage.hbase import decode_row, parse_row_key, sketch_estimate
 
-from tests import truth
-
 pytestmark = pytest.mark.integration
 
 LATE_BY_MS = 120_000  # far behind a 10 s watermark
-WORKLOAD = dict(rate=4000, count=24_000, late_fraction=0.03, late_by_ms=LATE_BY_MS, duplicate_fraction=0.03,
-                malformed_fraction=0.03, seed=7)
+WORKLOAD = {
+    "rate": 4000,
+    "count": 24_000,
+    "late_fraction": 0.03,
+    "late_by_ms": LATE_BY_MS,
+    "duplicate_fraction": 0.03,
+    "malformed_fraction": 0.03,
+    "seed": 7,
+}
 
 
 def produce_warmup(settings, run):
@@ -33,8 +40,11 @@ def produce_warmup(settings, run):
 
 
 def wait_until_drained(run, total):
-    run.wait_until(lambda m: all(run.processed(q) >= total for q in ("views", "ingest")), 240,
-                   f"both queries to process {total} records")
+    run.wait_until(
+        lambda m: all(run.processed(q) >= total for q in ("views", "ingest")),
+        240,
+        f"both queries to process {total} records",
+    )
 
 
 def speed_cells(settings, table):
@@ -54,26 +64,32 @@ def speed_cells(settings, table):
 
 def expected_speed_cells(records):
     classified = truth.classify(records)
-    on_time = [event for record, event in classified.valid if event["event_time"] >= record.timestamp_ms - LATE_BY_MS / 2]
+    on_time = [
+        event for record, event in classified.valid if event["event_time"] >= record.timestamp_ms - LATE_BY_MS / 2
+    ]
     return classified, truth.view_cells(truth.dedupe_first(on_time))
 
 
 def assert_cells_match(stored, expected):
     assert stored.keys() == expected.keys(), (
-        f"missing {sorted(expected.keys() - stored.keys())[:5]}, unexpected {sorted(stored.keys() - expected.keys())[:5]}")
+        f"missing {sorted(expected.keys() - stored.keys())[:5]}, "
+        f"unexpected {sorted(stored.keys() - expected.keys())[:5]}"
+    )
     for cell, want in expected.items():
         got = dict(stored[cell])
         users = got.pop("users", None)
-        want = dict(want)
-        want_users = want.pop("users", None)
-        assert got == want, cell
+        wanted = dict(want)
+        want_users = wanted.pop("users", None)
+        assert got == wanted, cell
         if want_users is not None:
             assert abs(sketch_estimate(users) - want_users) <= max(1.0, 0.03 * want_users), cell
 
 
 def assert_archive_exact(spark, run, classified):
     archived = read_archive(spark, run.archive_dir)
-    coordinates = [(r.kafka_partition, r.kafka_offset) for r in archived.select("kafka_partition", "kafka_offset").collect()]
+    coordinates = [
+        (r.kafka_partition, r.kafka_offset) for r in archived.select("kafka_partition", "kafka_offset").collect()
+    ]
     assert len(coordinates) == len(set(coordinates)), "an archived record appears twice"
     assert set(coordinates) == {(record.partition, record.offset) for record, _ in classified.valid}
 
@@ -99,7 +115,7 @@ def test_speed_layer_matches_brute_force_truth(settings, spark, speed_layer):
         run.stop()
 
     classified, expected = expected_speed_cells(records)
-    stored, versions = speed_cells(settings, run.table)
+    stored, _ = speed_cells(settings, run.table)
     assert_cells_match(stored, expected)
     assert_archive_exact(spark, run, classified)
     assert_dead_letters(settings, run, classified)
@@ -111,9 +127,10 @@ def test_speed_layer_matches_brute_force_truth(settings, spark, speed_layer):
 
 def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, spark, speed_layer):
     run = speed_layer().start()
-    producer = threading.Thread(target=produce, args=(settings.kafka_bootstrap, run.topic,
-                                                      Workload(**{**WORKLOAD, "rate": 3000, "count": 60_000,
-                                                                  "seed": 11})))
+    producer = threading.Thread(
+        target=produce,
+        args=(settings.kafka_bootstrap, run.topic, Workload(**{**WORKLOAD, "rate": 3000, "count": 60_000, "seed": 11})),
+    )
     try:
         produce_warmup(settings, run)
         producer.start()
@@ -125,9 +142,15 @@ def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, 
         producer.join(timeout=120)
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
         # after a restart the counters start again: wait for the checkpointed queries to reach the end of the topic
-        run.wait_until(lambda m: all(
-            v == 0 for (name, labels), v in m.items() if name == "twinlayer_speed_kafka_lag_records")
-            and run.processed("views") > 0 and run.processed("ingest") > 0, 240, "the restarted layer to catch up")
+        run.wait_until(
+            lambda m: (
+                all(v == 0 for (name, labels), v in m.items() if name == "twinlayer_speed_kafka_lag_records")
+                and run.processed("views") > 0
+                and run.processed("ingest") > 0
+            ),
+            240,
+            "the restarted layer to catch up",
+        )
         # lag 0 is measured against the offsets known when the last batch was planned: give each query one more
         # trigger (ingest every 5 s) to take what arrived meanwhile
         time.sleep(12)

@@ -17,7 +17,11 @@ def stack_processes(settings):
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
-            if proc.pid not in ours and proc.info["status"] != psutil.STATUS_ZOMBIE and any(marker in arg for arg in proc.info["cmdline"] or []):
+            if (
+                proc.pid not in ours
+                and proc.info["status"] != psutil.STATUS_ZOMBIE
+                and any(marker in arg for arg in proc.info["cmdline"] or [])
+            ):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -47,7 +51,7 @@ def test_killed_jvm_service_is_restarted_by_the_supervisor(stack):
 
                 check_hbase(stack.settings)
                 break
-            except Exception:  # noqa: BLE001 — still starting
+            except Exception:
                 pass
         time.sleep(1)
     else:
@@ -86,8 +90,10 @@ def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
         try:
             check_speed_layer(settings)
             break
-        except Exception:  # noqa: BLE001 — still starting
+        except Exception:
             assert time.monotonic() < deadline, "the restarted speed layer did not come back"
             time.sleep(2)
     assert check_and_heal(settings, restart=lambda: stack.restart_supervised("speed-layer")) == {
-        "problem": None, "restarted": False}
+        "problem": None,
+        "restarted": False,
+    }

@@ -16,8 +16,9 @@ from twinlayer.storage import hbase as hbase_store
 log = logging.getLogger(__name__)
 
 
-def drift(batch_cells: dict[tuple[str, int], dict], speed_cells: dict[tuple[str, int], dict],
-          view: View) -> dict[str, dict]:
+def drift(
+    batch_cells: dict[tuple[str, int], dict], speed_cells: dict[tuple[str, int], dict], view: View
+) -> dict[str, dict]:
     """Per count/sum measure: totals of both layers over the same windows and the relative gap
     sum(|batch - speed|) / sum(batch)."""
     report = {}
@@ -27,10 +28,16 @@ def drift(batch_cells: dict[tuple[str, int], dict], speed_cells: dict[tuple[str,
         cells = batch_cells.keys() | speed_cells.keys()
         batch_total = sum(batch_cells.get(c, {}).get(measure.name, 0) for c in cells)
         speed_total = sum(speed_cells.get(c, {}).get(measure.name, 0) for c in cells)
-        gap = sum(abs(batch_cells.get(c, {}).get(measure.name, 0) - speed_cells.get(c, {}).get(measure.name, 0))
-                  for c in cells)
-        report[measure.name] = {"batch_total": batch_total, "speed_total": speed_total, "abs_diff": gap,
-                                "ratio": gap / batch_total if batch_total else (0.0 if not gap else 1.0)}
+        gap = sum(
+            abs(batch_cells.get(c, {}).get(measure.name, 0) - speed_cells.get(c, {}).get(measure.name, 0))
+            for c in cells
+        )
+        report[measure.name] = {
+            "batch_total": batch_total,
+            "speed_total": speed_total,
+            "abs_diff": gap,
+            "ratio": gap / batch_total if batch_total else (0.0 if not gap else 1.0),
+        }
     return report
 
 
@@ -44,9 +51,12 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
     reports, values, ratios, speed_seen = {}, {}, {}, False
     for view in views:
         rows = snapshot[snapshot["view"] == view.name]
-        batch_cells = {(r["key"], int(r["window_start_ms"])): {m.name: r[slot_name(view, m)] for m in view.measures
-                                                               if m.kind in ("count", "sum")}
-                       for _, r in rows.iterrows()}
+        batch_cells = {
+            (r["key"], int(r["window_start_ms"])): {
+                m.name: r[slot_name(view, m)] for m in view.measures if m.kind in ("count", "sum")
+            }
+            for _, r in rows.iterrows()
+        }
         speed_cells = {}
         for key in sorted(set(rows["key"])):
             for w in hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + HOUR_MS):
@@ -61,9 +71,22 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
         # and the drift measured when the hour was first published stands
         log.info("no speed cells for %s: drift not measured", hour_label(hour_ms))
         return {}
-    push_gauges(settings, JOB, "twinlayer_batch_drift_ratio",
-                "sum(|batch - speed|) / sum(batch) over the windows of the last recomputed hour",
-                ratios, ("view", "measure"), {"metric": "drift_ratio"})
-    push_gauges(settings, JOB, "twinlayer_batch_drift_abs", "sum(|batch - speed|) over the last recomputed hour",
-                values, ("view", "measure"), {"metric": "drift_abs"})
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_batch_drift_ratio",
+        "sum(|batch - speed|) / sum(batch) over the windows of the last recomputed hour",
+        ratios,
+        ("view", "measure"),
+        {"metric": "drift_ratio"},
+    )
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_batch_drift_abs",
+        "sum(|batch - speed|) over the last recomputed hour",
+        values,
+        ("view", "measure"),
+        {"metric": "drift_abs"},
+    )
     return reports

@@ -38,12 +38,16 @@ def speed_event_count(settings: Settings, raw, hour_ms: int, views: tuple[View, 
     view, measure = counted
     keys = [r.key for r in raw.where(selected(view)).select(key_column(view).alias("key")).distinct().collect()]
     pool = hbase_store.pool_for(settings, size=1)
-    return sum(int(window.measures.get(measure.name, 0)) for key in keys for window in
-               hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + HOUR_MS))
+    return sum(
+        int(window.measures.get(measure.name, 0))
+        for key in keys
+        for window in hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + HOUR_MS)
+    )
 
 
-def gate_raw(settings: Settings, hour_ms: int, gate: str = "raw", reconcile: bool = True,
-             views: tuple[View, ...] = VIEWS) -> GateResult:
+def gate_raw(
+    settings: Settings, hour_ms: int, gate: str = "raw", reconcile: bool = True, views: tuple[View, ...] = VIEWS
+) -> GateResult:
     """Validate the archived hour; pushes the gate's metric whatever the outcome, raises on failure.
     ``reconcile``: also check that the archive holds at least what the speed layer counted."""
     from twinlayer.runtime.spark import session_scope
@@ -75,12 +79,33 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict, views: tuple
 
 
 def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
-    push_gauges(settings, JOB, "twinlayer_batch_gate_last_run_timestamp_seconds", "When the gate last ran",
-                {(result.gate,): time.time()}, ("gate",), {"gate": result.gate, "metric": "gate_last_run"})
-    push_gauges(settings, JOB, "twinlayer_batch_gate_success", "1 when the last run of the quality gate passed",
-                {(result.gate,): 1.0 if result.success else 0.0}, ("gate",), {"gate": result.gate})
-    push_gauges(settings, JOB, "twinlayer_batch_gate_failed_expectations", "Expectations failed in the last run",
-                {(result.gate,): float(len(result.failures))}, ("gate",), {"gate": result.gate, "metric": "gate_failures"})
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_batch_gate_last_run_timestamp_seconds",
+        "When the gate last ran",
+        {(result.gate,): time.time()},
+        ("gate",),
+        {"gate": result.gate, "metric": "gate_last_run"},
+    )
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_batch_gate_success",
+        "1 when the last run of the quality gate passed",
+        {(result.gate,): 1.0 if result.success else 0.0},
+        ("gate",),
+        {"gate": result.gate},
+    )
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_batch_gate_failed_expectations",
+        "Expectations failed in the last run",
+        {(result.gate,): float(len(result.failures))},
+        ("gate",),
+        {"gate": result.gate, "metric": "gate_failures"},
+    )
     for failure in result.failures:
         log.error("%s gate, hour %s: %s", result.gate, hour_label(hour_ms), failure)
 
@@ -89,10 +114,24 @@ def check_archive(settings: Settings, hour_ms: int) -> dict:
     """The archive-quality DAG's check of one hour: file integrity of the whole archive, then the raw
     expectations on the hour. Metrics are pushed whatever the outcome; raises QualityGateFailed on a failure."""
     integrity = archive.integrity(settings.archive_dir)
-    push_gauges(settings, JOB, "twinlayer_archive_missing_files", "Committed archive files not on disk",
-                {(): float(len(integrity["missing_files"]))}, (), {"metric": "archive_missing"})
-    push_gauges(settings, JOB, "twinlayer_archive_orphan_files", "Archive files no commit lists",
-                {(): float(len(integrity["orphan_files"]))}, (), {"metric": "archive_orphans"})
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_archive_missing_files",
+        "Committed archive files not on disk",
+        {(): float(len(integrity["missing_files"]))},
+        (),
+        {"metric": "archive_missing"},
+    )
+    push_gauges(
+        settings,
+        JOB,
+        "twinlayer_archive_orphan_files",
+        "Archive files no commit lists",
+        {(): float(len(integrity["orphan_files"]))},
+        (),
+        {"metric": "archive_orphans"},
+    )
     if integrity["missing_files"]:
         raise QualityGateFailed("archive", [f"committed file missing: {p}" for p in integrity["missing_files"][:20]])
     result = gate_raw(settings, hour_ms, gate="archive", reconcile=False)

@@ -18,8 +18,12 @@ def hour_is_closed(settings: Settings, hour_end_ms: int, now_ms: int | None = No
     return now_ms >= hour_end_ms + CLOSE_GRACE_MS
 
 
-def late_hours(settings: Settings, now_ms: int | None = None, counts: dict[str, int] | None = None,
-               publications: dict[int, dict] | None = None) -> list[dict]:
+def late_hours(
+    settings: Settings,
+    now_ms: int | None = None,
+    counts: dict[str, int] | None = None,
+    publications: dict[int, dict] | None = None,
+) -> list[dict]:
     """Closed hours whose archive holds more records than their published version read: events arrived after the
     hour was recomputed (or, for an hour never published, after its hourly run found it empty or failed). Oldest
     first, each {"hour", "hour_ms", "published", "archived"}; "published" is 0 for an hour never published, which
@@ -50,5 +54,11 @@ def recompute_requests(stale: list[dict], now_ms: int | None = None) -> list[dic
     logical date may exist already, and logical dates are unique per DAG). The run id names the archived count,
     so a second request for the same state of the archive is recognised as a duplicate."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return [{"trigger_run_id": f"late__{item['hour']}__{item['archived']}", "logical_date": iso(now_ms + i),
-             "run_after": iso(item["hour_ms"] + HOUR_MS)} for i, item in enumerate(stale)]
+    return [
+        {
+            "trigger_run_id": f"late__{item['hour']}__{item['archived']}",
+            "logical_date": iso(now_ms + i),
+            "run_after": iso(item["hour_ms"] + HOUR_MS),
+        }
+        for i, item in enumerate(stale)
+    ]

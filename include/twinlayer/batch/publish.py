@@ -26,8 +26,10 @@ HISTORY_KEPT = 4
 
 def published(pool, settings: Settings) -> dict[int, dict]:
     """Hour start → {"version", "previous", "published_ms"} for every published hour."""
-    return {hour_start(label): json.loads(entry)
-            for label, entry in hbase_store.read_publications(pool, settings.batch_table).items()}
+    return {
+        hour_start(label): json.loads(entry)
+        for label, entry in hbase_store.read_publications(pool, settings.batch_table).items()
+    }
 
 
 def boundary(publications: dict[int, dict]) -> int | None:
@@ -45,8 +47,12 @@ def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
         return current
     if current and current["version"] > version and "rolled_back_from" not in current:
         # versions grow with the archive: a lower one is older data (a slower run of the same hour); keep the newer
-        log.warning("%s: version %d is published, not replacing it with the older %d", hour_label(hour_ms),
-                    current["version"], version)
+        log.warning(
+            "%s: version %d is published, not replacing it with the older %d",
+            hour_label(hour_ms),
+            current["version"],
+            version,
+        )
         return current
     history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
     entry = {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}
@@ -59,8 +65,12 @@ def rollback(pool, settings: Settings, hour_ms: int) -> dict:
     current = published(pool, settings).get(hour_ms)
     if not current or not current["previous"]:
         raise ValueError(f"{hour_label(hour_ms)} has no earlier published version to roll back to")
-    entry = {"version": current["previous"][0], "previous": current["previous"][1:],
-             "published_ms": int(time.time() * 1000), "rolled_back_from": current["version"]}
+    entry = {
+        "version": current["previous"][0],
+        "previous": current["previous"][1:],
+        "published_ms": int(time.time() * 1000),
+        "rolled_back_from": current["version"],
+    }
     _put_pointer(pool, settings, hour_ms, entry)
     return entry
 
@@ -85,7 +95,14 @@ def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] 
     record = read_run_record(settings, hour_ms)
     snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"]), columns=["view", "key"])
     pool = hbase_store.pool_for(settings, size=1)
-    return sum(hbase_store.delete_windows(pool, settings.speed_table, view.name,
-                                          sorted(set(snapshot[snapshot["view"] == view.name]["key"])),
-                                          hour_ms, hour_ms + HOUR_MS)
-               for view in views)
+    return sum(
+        hbase_store.delete_windows(
+            pool,
+            settings.speed_table,
+            view.name,
+            sorted(set(snapshot[snapshot["view"] == view.name]["key"])),
+            hour_ms,
+            hour_ms + HOUR_MS,
+        )
+        for view in views
+    )

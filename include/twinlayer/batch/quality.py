@@ -58,8 +58,11 @@ def _run_suite(kind: str, frame, expectations: list, gate: str, facts: dict) -> 
         if not item.success:
             config = item.expectation_config
             column = config.kwargs.get("column")
-            detail = {k: v for k, v in (item.result or {}).items()
-                      if k in ("observed_value", "unexpected_count", "partial_unexpected_list")}
+            detail = {
+                k: v
+                for k, v in (item.result or {}).items()
+                if k in ("observed_value", "unexpected_count", "partial_unexpected_list")
+            }
             failures.append(f"{config.type}{'(' + column + ')' if column else ''} {detail}")
     log.info("%s gate: %d expectations, %d failed", gate, len(result.results), len(failures))
     return GateResult(gate, bool(result.success), len(result.results), failures, facts)
@@ -69,22 +72,30 @@ def view_event_counts(raw, views: tuple[View, ...] = VIEWS) -> tuple[int, dict[s
     """(distinct events, view name → distinct events the view selects) of archived records, in one pass."""
     from pyspark.sql import functions as F
 
-    row = raw.where(F.col("event_id").isNotNull()).agg(
-        F.count_distinct("event_id").alias("_all"),
-        *(F.count_distinct(F.when(selected(v), F.col("event_id"))).alias(v.name) for v in views)).first()
+    row = (
+        raw.where(F.col("event_id").isNotNull())
+        .agg(
+            F.count_distinct("event_id").alias("_all"),
+            *(F.count_distinct(F.when(selected(v), F.col("event_id"))).alias(v.name) for v in views),
+        )
+        .first()
+    )
     return int(row["_all"]), {v.name: int(row[v.name]) for v in views}
 
 
-def validate_raw(raw, hour_ms: int, speed_events: int | None, gate: str = "raw",
-                 views: tuple[View, ...] = VIEWS) -> GateResult:
+def validate_raw(
+    raw, hour_ms: int, speed_events: int | None, gate: str = "raw", views: tuple[View, ...] = VIEWS
+) -> GateResult:
     """``raw``: the archived records of the hour (Spark). ``speed_events``: distinct events the speed layer counted
     for the hour (None when unknown, e.g. its cells already expired)."""
     import great_expectations.expectations as gxe
 
     total, per_view = view_event_counts(raw, views)
     expectations = [
-        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("event_id", "user_id", "ad_id", "campaign_id",
-                                                                "event_type", "event_time_ms")),
+        *(
+            gxe.ExpectColumnValuesToNotBeNull(column=c)
+            for c in ("event_id", "user_id", "ad_id", "campaign_id", "event_type", "event_time_ms")
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(ev.EVENT_TYPES)),
         gxe.ExpectColumnValuesToBeInSet(column="ad_type", value_set=list(ev.AD_TYPES)),
         gxe.ExpectColumnValuesToBeBetween(column="event_time_ms", min_value=hour_ms, max_value=hour_ms + HOUR_MS - 1),
@@ -93,8 +104,7 @@ def validate_raw(raw, hour_ms: int, speed_events: int | None, gate: str = "raw",
     if speed_events:
         # the archive keeps everything the speed layer counted, and more (late events)
         expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=speed_events))
-    facts = {"raw_rows": raw.count(), "distinct_events": total, "view_events": per_view,
-             "speed_events": speed_events}
+    facts = {"raw_rows": raw.count(), "distinct_events": total, "view_events": per_view, "speed_events": speed_events}
     return _run_suite("spark", raw, expectations, gate, facts)
 
 
@@ -117,14 +127,22 @@ def validate_version(snapshot, raw_facts: dict, views: tuple[View, ...] = VIEWS)
         for measure in view.measures:
             column = slot_name(view, measure)
             if measure.kind == "count":
-                expectations.append(gxe.ExpectColumnValuesToBeBetween(
-                    column=column, min_value=1, row_condition=f'view=="{view.name}"', condition_parser="pandas"))
-                reconciliation[f"{view.name}.{measure.name}"] = (int(rows[column].sum()),
-                                                                 int(expected_events.get(view.name, 0)))
+                expectations.append(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=column, min_value=1, row_condition=f'view=="{view.name}"', condition_parser="pandas"
+                    )
+                )
+                reconciliation[f"{view.name}.{measure.name}"] = (
+                    int(rows[column].sum()),
+                    int(expected_events.get(view.name, 0)),
+                )
             elif measure.kind == "distinct":
                 exact = exact_slot_name(view, measure)
-                expectations.append(gxe.ExpectColumnValuesToBeBetween(
-                    column=exact, min_value=1, row_condition=f'view=="{view.name}"', condition_parser="pandas"))
+                expectations.append(
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=exact, min_value=1, row_condition=f'view=="{view.name}"', condition_parser="pandas"
+                    )
+                )
     result = _run_suite("pandas", snapshot, expectations, "view", {"reconciliation": reconciliation})
     for name, (stored, expected) in reconciliation.items():
         if stored != expected:

@@ -53,9 +53,17 @@ class AirflowClient:
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"backfill {backfill['id']} of {dag_id} did not complete in {timeout:.0f}s")
                 time.sleep(5)
-        runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={
-            "logical_date_gte": iso(from_ms), "logical_date_lte": iso(to_ms), "run_type": "backfill",
-            "order_by": "-run_after", "limit": 100})["dag_runs"]
+        runs = self._call(
+            "GET",
+            f"/dags/{dag_id}/dagRuns",
+            params={
+                "logical_date_gte": iso(from_ms),
+                "logical_date_lte": iso(to_ms),
+                "run_type": "backfill",
+                "order_by": "-run_after",
+                "limit": 100,
+            },
+        )["dag_runs"]
         latest: dict[int, str] = {}
         for run in runs:
             when = parse_time(run["logical_date"].replace("Z", "+00:00"), 0)
@@ -66,30 +74,52 @@ class AirflowClient:
         """Create the backfill; when Airflow answers that one is already running for these very dates (a create
         whose answer was lost, e.g. a retried 503), that one is adopted."""
         try:
-            return self._call("POST", "/backfills", attempts=6, json={
-                "dag_id": dag_id, "from_date": iso(from_ms), "to_date": iso(to_ms), "max_active_runs": 2,
-                "reprocess_behavior": "completed" if reprocess else "none"})
+            return self._call(
+                "POST",
+                "/backfills",
+                attempts=6,
+                json={
+                    "dag_id": dag_id,
+                    "from_date": iso(from_ms),
+                    "to_date": iso(to_ms),
+                    "max_active_runs": 2,
+                    "reprocess_behavior": "completed" if reprocess else "none",
+                },
+            )
         except RuntimeError as refused:
             if "HTTP 409" not in str(refused):
                 raise
-            running = [b for b in self._call("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
-                       if not b.get("completed_at")
-                       and parse_time(b["from_date"].replace("Z", "+00:00"), 0) == from_ms
-                       and parse_time(b["to_date"].replace("Z", "+00:00"), 0) == to_ms]
+            running = [
+                b
+                for b in self._call("GET", "/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+                if not b.get("completed_at")
+                and parse_time(b["from_date"].replace("Z", "+00:00"), 0) == from_ms
+                and parse_time(b["to_date"].replace("Z", "+00:00"), 0) == to_ms
+            ]
             if not running:
                 raise
             return running[-1]
 
     def has_run(self, dag_id: str, logical_ms: int) -> bool:
         """Whether ``dag_id`` has a run for this logical date (Airflow keeps one per date)."""
-        runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={
-            "logical_date_gte": iso(logical_ms), "logical_date_lte": iso(logical_ms), "limit": 1})
+        runs = self._call(
+            "GET",
+            f"/dags/{dag_id}/dagRuns",
+            params={"logical_date_gte": iso(logical_ms), "logical_date_lte": iso(logical_ms), "limit": 1},
+        )
         return bool(runs["dag_runs"])
 
     def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str) -> dict:
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json={
-            "dag_run_id": run_id, "logical_date": iso(start_ms),
-            "data_interval_start": iso(start_ms), "data_interval_end": iso(end_ms)})
+        return self._call(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            json={
+                "dag_run_id": run_id,
+                "logical_date": iso(start_ms),
+                "data_interval_start": iso(start_ms),
+                "data_interval_end": iso(end_ms),
+            },
+        )
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
         """Wait for a run to end; returns {"state", "tasks", "seconds"}. A run that does not exist yet is waited for
@@ -105,8 +135,11 @@ class AirflowClient:
                 raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
             time.sleep(3)
         tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {"state": response.json()["state"], "tasks": {t["task_id"]: t["state"] for t in tasks},
-                "seconds": time.monotonic() - started}
+        return {
+            "state": response.json()["state"],
+            "tasks": {t["task_id"]: t["state"] for t in tasks},
+            "seconds": time.monotonic() - started,
+        }
 
     def run_interval(self, dag_id: str, start_ms: int, end_ms: int, run_id: str, timeout: float = 600) -> dict:
         """Run ``dag_id`` for [start_ms, end_ms) and wait; returns {"state", "tasks", "seconds"}. The DAG is

@@ -42,9 +42,16 @@ def _generate(stack: Stack, args: argparse.Namespace) -> int:
 
     from twinlayer.localstack.generator import Workload, produce
 
-    workload = Workload(rate=args.rate, count=args.count, duration=args.duration, late_fraction=args.late,
-                        late_by_ms=int(args.late_by * 1000), duplicate_fraction=args.duplicates,
-                        malformed_fraction=args.malformed, seed=args.seed)
+    workload = Workload(
+        rate=args.rate,
+        count=args.count,
+        duration=args.duration,
+        late_fraction=args.late,
+        late_by_ms=int(args.late_by * 1000),
+        duplicate_fraction=args.duplicates,
+        malformed_fraction=args.malformed,
+        seed=args.seed,
+    )
     topic = args.topic or stack.settings.events_topic
     print(json.dumps(produce(stack.settings.kafka_bootstrap, topic, workload, client=args.client)))
     return 0
@@ -72,12 +79,15 @@ def _query(stack: Stack, args: argparse.Namespace) -> int:
     def when(ms: int | None) -> str:
         if ms is None:
             return "none (no hour published yet)"
-        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
     print(f"{answer.view}  key={answer.key}  boundary={when(answer.boundary_ms)}  ({len(answer.windows)} windows)")
     for w in answer.windows:
-        values = "  ".join(f"{k}={v}" for k, v in w.items()
-                           if k not in ("window_start_ms", "window_end_ms", "source", "version", "exact"))
+        values = "  ".join(
+            f"{k}={v}"
+            for k, v in w.items()
+            if k not in ("window_start_ms", "window_end_ms", "source", "version", "exact")
+        )
         origin = f"batch v{w['version']}" if w["source"] == "batch" else "speed"
         print(f"  {when(w['window_start_ms'])[:-4]}  [{origin}]  {values}")
     return 0
@@ -100,8 +110,10 @@ def _views(stack: Stack, args: argparse.Namespace) -> int:
 
     for view in VIEWS:
         measures = ", ".join(f"{m.name}={m.kind}({m.column or '*'})" for m in view.measures)
-        print(f"{view.name}: per {' x '.join(view.dimensions)} per {view.window_seconds}s"
-              f"{' where ' + view.filter if view.filter else ''}: {measures}")
+        print(
+            f"{view.name}: per {' x '.join(view.dimensions)} per {view.window_seconds}s"
+            f"{' where ' + view.filter if view.filter else ''}: {measures}"
+        )
     return 0
 
 

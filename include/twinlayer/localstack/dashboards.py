@@ -48,8 +48,24 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHER_OP = re.compile(r"(=~|!~|!=|=)\s*$")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _IDENTIFIER = re.compile(r"(?<![\w:.])[A-Za-z_:][\w:]*")
-_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or",
-                       "unless", "atan2", "inf", "nan"})
+_KEYWORDS = frozenset(
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "and",
+        "or",
+        "unless",
+        "atan2",
+        "inf",
+        "nan",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +171,9 @@ def substitute(expr: str, dashboard: Mapping, variables: Mapping[str, str] | Non
         current = (definition.get("current") or {}).get("value")
         if isinstance(current, str) and current and current != "$__all":
             return current
-        raise ValueError(f"${name} is used outside a regex matcher and has no single current value: pass it in "
-                         f"variables")
+        raise ValueError(
+            f"${name} is used outside a regex matcher and has no single current value: pass it in variables"
+        )
 
     return _VARIABLE.sub(value, expr)
 
@@ -169,9 +186,16 @@ def panel_queries(dashboard: Mapping, variables: dict[str, str] | None = None) -
             expr = target.get("expr")
             if not expr:
                 continue
-            queries.append(PanelQuery(dashboard=dashboard.get("uid", ""), panel=panel.get("title", ""),
-                                      panel_id=panel.get("id"), ref_id=target.get("refId", ""), expr=expr,
-                                      promql=substitute(expr, dashboard, variables)))
+            queries.append(
+                PanelQuery(
+                    dashboard=dashboard.get("uid", ""),
+                    panel=panel.get("title", ""),
+                    panel_id=panel.get("id"),
+                    ref_id=target.get("refId", ""),
+                    expr=expr,
+                    promql=substitute(expr, dashboard, variables),
+                )
+            )
     return queries
 
 
@@ -189,7 +213,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in _IDENTIFIER.finditer(text):
         name = match.group(0)
-        if name.lower() in _KEYWORDS or re.match(r"\s*\(", text[match.end():]):
+        if name.lower() in _KEYWORDS or re.match(r"\s*\(", text[match.end() :]):
             continue  # a keyword, or a function or aggregation called here
         names.add(name)
     return names
@@ -266,8 +290,9 @@ def check_dashboard(dashboard: Mapping) -> list[str]:
         for target in targets:
             ref = target.get("refId")
             if "datasource" in target and not _datasource_ok(target["datasource"]):
-                problems.append(f"{label}, target {ref}: datasource {target['datasource']!r} is not "
-                                f"${{{DATASOURCE_VARIABLE}}}")
+                problems.append(
+                    f"{label}, target {ref}: datasource {target['datasource']!r} is not ${{{DATASOURCE_VARIABLE}}}"
+                )
             expr = target.get("expr")
             if not (isinstance(expr, str) and expr.strip()):
                 problems.append(f"{label}, target {ref}: no expr")

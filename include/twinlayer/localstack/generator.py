@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 
 from twinlayer.model import events as ev
 
-TEMPLATE = ('{{"event_id":"{event_id}","user_id":"{user_id}","page_id":"{page_id}","ad_id":"{ad_id}",'
-            '"ad_type":"{ad_type}","event_type":"{event_type}","event_time":{event_time},"ip_address":"{ip}"}}')
+TEMPLATE = (
+    '{{"event_id":"{event_id}","user_id":"{user_id}","page_id":"{page_id}","ad_id":"{ad_id}",'
+    '"ad_type":"{ad_type}","event_type":"{event_type}","event_time":{event_time},"ip_address":"{ip}"}}'
+)
 
 MALFORMED_KINDS = ("bad_json", "missing_field", "wrong_type", "unknown_ad", "huge", "future", "ancient", "bad_enum")
 
@@ -144,8 +146,9 @@ class KafkaPythonSender:
     def __init__(self, bootstrap: str) -> None:
         from kafka import KafkaProducer
 
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
-                                      max_request_size=2 * 1024 * 1024)
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024, max_request_size=2 * 1024 * 1024
+        )
 
     def send(self, topic: str, payload: bytes) -> None:
         self.producer.send(topic, payload)
@@ -162,9 +165,17 @@ class LibrdkafkaSender:
         from confluent_kafka import Producer
 
         self.errors: list[str] = []
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 20,
-                                  "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                                  "message.max.bytes": 2 * 1024 * 1024, "compression.type": "lz4"})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": 1,
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "message.max.bytes": 2 * 1024 * 1024,
+                "compression.type": "lz4",
+            }
+        )
         self.pending = 0
 
     def _delivered(self, error, message) -> None:
@@ -206,5 +217,4 @@ def produce(bootstrap: str, topic: str, workload: Workload, client: str = "librd
     finally:
         sender.close()
     seconds = time.monotonic() - started
-    return {"client": client, "sent": sent, "seconds": round(seconds, 3),
-            "events_per_second": round(sent / seconds, 1)}
+    return {"client": client, "sent": sent, "seconds": round(seconds, 3), "events_per_second": round(sent / seconds, 1)}

@@ -48,8 +48,10 @@ def bin_dir() -> Path:
     """The newest PostgreSQL server installed the Debian way (/usr/lib/postgresql/<version>/bin)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
     if not found:
-        raise PostgresError("no PostgreSQL server found in /usr/lib/postgresql: install Debian's `postgresql` "
-                            "package (`make packages` does it)")
+        raise PostgresError(
+            "no PostgreSQL server found in /usr/lib/postgresql: install Debian's `postgresql` "
+            "package (`make packages` does it)"
+        )
     return found[-1].parent
 
 
@@ -60,8 +62,10 @@ def run_as() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise PostgresError("running as root, but there is no `postgres` system user to run the server as: "
-                            "install Debian's `postgresql` package") from None
+        raise PostgresError(
+            "running as root, but there is no `postgres` system user to run the server as: "
+            "install Debian's `postgresql` package"
+        ) from None
     return "postgres"
 
 
@@ -76,14 +80,16 @@ def password(settings: Settings) -> str:
 
 
 def sqlalchemy_url(settings: Settings) -> str:
-    return (f"postgresql+psycopg2://{SUPERUSER}:{password(settings)}@{settings.host}:{settings.postgres_port}"
-            f"/{DATABASE}")
+    return f"postgresql+psycopg2://{SUPERUSER}:{password(settings)}@{settings.host}:{settings.postgres_port}/{DATABASE}"
 
 
 def command(settings: Settings) -> list[str]:
     """The server in the foreground, as supervisord runs it."""
-    options = {**SERVER_SETTINGS, "listen_addresses": settings.host,
-               "unix_socket_directories": str(folder(settings) / "run")}
+    options = {
+        **SERVER_SETTINGS,
+        "listen_addresses": settings.host,
+        "unix_socket_directories": str(folder(settings) / "run"),
+    }
     args = [str(bin_dir() / "postgres"), "-D", str(folder(settings) / "data"), "-p", str(settings.postgres_port)]
     for key, value in options.items():
         args += ["-c", f"{key}={value}"]
@@ -105,8 +111,10 @@ def _let_reach(home: Path, user: str) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
-            print(f"twinlayer: gave others search permission (o+x) on {parent} so the `{user}` user running "
-                  "PostgreSQL can reach its data folder")
+            print(
+                f"twinlayer: gave others search permission (o+x) on {parent} so the `{user}` user running "
+                "PostgreSQL can reach its data folder"
+            )
 
 
 def initialise(settings: Settings) -> None:
@@ -131,23 +139,47 @@ def initialise(settings: Settings) -> None:
     pwfile.chmod(0o600)
     try:
         result = subprocess.run(
-            _as_server_user([str(bin_dir() / "initdb"), "-D", str(data), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions"]),
-            check=False, capture_output=True, text=True)
+            _as_server_user(
+                [
+                    str(bin_dir() / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ]
+            ),
+            check=False,
+            capture_output=True,
+            text=True,
+        )
     finally:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
-        hint = (f" The `{user}` user must be able to reach {home} (every parent folder needs o+x)."
-                if user and "ermission denied" in result.stderr else "")
+        hint = (
+            f" The `{user}` user must be able to reach {home} (every parent folder needs o+x)."
+            if user and "ermission denied" in result.stderr
+            else ""
+        )
         raise PostgresError(f"initdb failed:{hint}\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
 
 
 def connect(settings: Settings, database: str = "postgres", timeout: int = 3):
     import psycopg2
 
-    return psycopg2.connect(host=settings.host, port=settings.postgres_port, user=SUPERUSER,
-                            password=password(settings), dbname=database, connect_timeout=timeout)
+    return psycopg2.connect(
+        host=settings.host,
+        port=settings.postgres_port,
+        user=SUPERUSER,
+        password=password(settings),
+        dbname=database,
+        connect_timeout=timeout,
+    )
 
 
 def check_postgres(settings: Settings) -> None:

@@ -127,29 +127,71 @@ def jmx_agent(settings: Settings, port: int, layout: JvmLayout) -> str:
 
 
 def kafka_command(settings: Settings, layout: JvmLayout) -> list[str]:
-    return [layout.java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", layout.log4j,
-            jmx_agent(settings, settings.kafka_jmx_port, layout), "-cp", classpath(settings, "kafka"),
-            "kafka.Kafka", str(layout.conf / "kafka.properties")]
+    return [
+        layout.java,
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        layout.log4j,
+        jmx_agent(settings, settings.kafka_jmx_port, layout),
+        "-cp",
+        classpath(settings, "kafka"),
+        "kafka.Kafka",
+        str(layout.conf / "kafka.properties"),
+    ]
 
 
 def kafka_format_command(settings: Settings, layout: JvmLayout, cluster_id: str) -> list[str]:
-    return [layout.java, layout.log4j, "-cp", classpath(settings, "kafka"), "kafka.tools.StorageTool", "format",
-            "--standalone", "-t", cluster_id, "-c", str(layout.conf / "kafka.properties")]
+    return [
+        layout.java,
+        layout.log4j,
+        "-cp",
+        classpath(settings, "kafka"),
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        cluster_id,
+        "-c",
+        str(layout.conf / "kafka.properties"),
+    ]
 
 
 def hbase_command(settings: Settings, layout: JvmLayout) -> list[str]:
     """ZooKeeper, master and region server in one JVM (HBase standalone)."""
-    return [layout.java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", *HBASE_JAVA17_OPTS, layout.log4j,
-            jmx_agent(settings, settings.hbase_jmx_port, layout), f"-Dhbase.log.dir={settings.logs_dir}",
-            "-cp", classpath(settings, "hbase", layout.conf / "hbase"), "org.apache.hadoop.hbase.master.HMaster",
-            "start"]
+    return [
+        layout.java,
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        *HBASE_JAVA17_OPTS,
+        layout.log4j,
+        jmx_agent(settings, settings.hbase_jmx_port, layout),
+        f"-Dhbase.log.dir={settings.logs_dir}",
+        "-cp",
+        classpath(settings, "hbase", layout.conf / "hbase"),
+        "org.apache.hadoop.hbase.master.HMaster",
+        "start",
+    ]
 
 
 def thrift_command(settings: Settings, layout: JvmLayout) -> list[str]:
-    return [layout.java, "-Xms128m", "-Xmx512m", *HBASE_JAVA17_OPTS, layout.log4j,
-            jmx_agent(settings, settings.thrift_jmx_port, layout), "-cp",
-            classpath(settings, "hbase", layout.conf / "hbase"), "org.apache.hadoop.hbase.thrift.ThriftServer",
-            "-b", layout.bind, "-p", str(settings.thrift_port), "start"]
+    return [
+        layout.java,
+        "-Xms128m",
+        "-Xmx512m",
+        *HBASE_JAVA17_OPTS,
+        layout.log4j,
+        jmx_agent(settings, settings.thrift_jmx_port, layout),
+        "-cp",
+        classpath(settings, "hbase", layout.conf / "hbase"),
+        "org.apache.hadoop.hbase.thrift.ThriftServer",
+        "-b",
+        layout.bind,
+        "-p",
+        str(settings.thrift_port),
+        "start",
+    ]
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -198,42 +240,104 @@ def services(settings: Settings) -> list[Service]:
     af_env = airflow_env(settings)
     airflow = venv_bin("airflow")
     return [
-        Service("postgres", postgres.command(settings), postgres.check_postgres, priority=5, start_timeout=60,
-                user=postgres.run_as(), stop_signal="INT"),  # SIGINT: PostgreSQL's fast shutdown
+        Service(
+            "postgres",
+            postgres.command(settings),
+            postgres.check_postgres,
+            priority=5,
+            start_timeout=60,
+            user=postgres.run_as(),
+            stop_signal="INT",
+        ),  # SIGINT: PostgreSQL's fast shutdown
         Service("kafka", kafka_command(settings, layout), check_kafka, priority=10, start_timeout=90),
-        Service("hbase", hbase_command(settings, layout), check_listening("zookeeper_port"), priority=10,
-                start_timeout=90),
+        Service(
+            "hbase", hbase_command(settings, layout), check_listening("zookeeper_port"), priority=10, start_timeout=90
+        ),
         Service("hbase-thrift", thrift_command(settings, layout), check_hbase, priority=20, start_timeout=150),
         Service(
             "prometheus",
-            ["/usr/bin/prometheus", f"--config.file={conf / 'prometheus.yml'}",
-             f"--storage.tsdb.path={settings.state_dir / 'prometheus'}",
-             f"--web.listen-address={settings.host}:{settings.prometheus_port}", "--web.enable-lifecycle",
-             "--storage.tsdb.retention.time=7d"],
-            check_prometheus, priority=30, start_timeout=60,
+            [
+                "/usr/bin/prometheus",
+                f"--config.file={conf / 'prometheus.yml'}",
+                f"--storage.tsdb.path={settings.state_dir / 'prometheus'}",
+                f"--web.listen-address={settings.host}:{settings.prometheus_port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=7d",
+            ],
+            check_prometheus,
+            priority=30,
+            start_timeout=60,
         ),
         Service(
             "alertmanager",
-            ["/usr/bin/prometheus-alertmanager",
-             f"--config.file={MONITORING / 'alertmanager' / 'alertmanager.yml'}",
-             f"--storage.path={settings.state_dir / 'alertmanager'}",
-             f"--web.listen-address={settings.host}:{settings.alertmanager_port}", "--cluster.listen-address="],
-            check_alertmanager, priority=30, start_timeout=60,
+            [
+                "/usr/bin/prometheus-alertmanager",
+                f"--config.file={MONITORING / 'alertmanager' / 'alertmanager.yml'}",
+                f"--storage.path={settings.state_dir / 'alertmanager'}",
+                f"--web.listen-address={settings.host}:{settings.alertmanager_port}",
+                "--cluster.listen-address=",
+            ],
+            check_alertmanager,
+            priority=30,
+            start_timeout=60,
         ),
         Service(
             "pushgateway",
-            ["/usr/bin/prometheus-pushgateway", f"--web.listen-address={settings.host}:{settings.pushgateway_port}",
-             f"--persistence.file={settings.state_dir / 'pushgateway' / 'metrics'}"],
-            check_pushgateway, priority=30, start_timeout=60,
+            [
+                "/usr/bin/prometheus-pushgateway",
+                f"--web.listen-address={settings.host}:{settings.pushgateway_port}",
+                f"--persistence.file={settings.state_dir / 'pushgateway' / 'metrics'}",
+            ],
+            check_pushgateway,
+            priority=30,
+            start_timeout=60,
         ),
-        Service("speed-layer", [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py")],
-                check_speed_layer, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 240, 60),
-        Service("serving", [sys.executable, "-m", "uvicorn", "--factory", "twinlayer.serving.api:create_app",
-                            "--host", settings.host, "--port", str(settings.serving_port), "--no-access-log"],
-                check_serving, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 60, 50),
-        Service("alert-log", [sys.executable, "-m", "uvicorn", "--factory", "twinlayer.ops.alert_log:create_app",
-                              "--host", settings.host, "--port", str(settings.alert_log_port), "--no-access-log"],
-                check_alert_log, {"PYTHONPATH": str(PROJECT_ROOT / "include")}, 60, 30),
+        Service(
+            "speed-layer",
+            [sys.executable, str(PROJECT_ROOT / "spark_jobs" / "speed_layer.py")],
+            check_speed_layer,
+            {"PYTHONPATH": str(PROJECT_ROOT / "include")},
+            240,
+            60,
+        ),
+        Service(
+            "serving",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "twinlayer.serving.api:create_app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.serving_port),
+                "--no-access-log",
+            ],
+            check_serving,
+            {"PYTHONPATH": str(PROJECT_ROOT / "include")},
+            60,
+            50,
+        ),
+        Service(
+            "alert-log",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "twinlayer.ops.alert_log:create_app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.alert_log_port),
+                "--no-access-log",
+            ],
+            check_alert_log,
+            {"PYTHONPATH": str(PROJECT_ROOT / "include")},
+            60,
+            30,
+        ),
         Service("airflow-api-server", [airflow, "api-server"], check_airflow, af_env, 150, 40),
         Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
         Service("airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40),
@@ -268,12 +372,25 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     lines = [
         "; Rendered by twinlayer.localstack — edit the Python, not this file.",
-        "[unix_http_server]", f"file={sock}", "chmod=0700", "",
-        "[supervisord]", f"logfile={settings.logs_dir / 'supervisord.log'}", f"pidfile={settings.state_dir / 'supervisord.pid'}",
-        f"directory={settings.state_dir}", "logfile_maxbytes=10MB", "logfile_backups=2", "loglevel=info",
-        f"environment={env_line(base_env)}", "",
-        "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-        "[supervisorctl]", f"serverurl=unix://{sock}", "",
+        "[unix_http_server]",
+        f"file={sock}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={settings.logs_dir / 'supervisord.log'}",
+        f"pidfile={settings.state_dir / 'supervisord.pid'}",
+        f"directory={settings.state_dir}",
+        "logfile_maxbytes=10MB",
+        "logfile_backups=2",
+        "loglevel=info",
+        f"environment={env_line(base_env)}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{sock}",
+        "",
     ]
     for svc in svcs:
         lines += [
@@ -281,10 +398,18 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
             "command=" + " ".join(quote(a).replace("%", "%%") for a in svc.command),
             f"directory={settings.state_dir}",
             f"priority={svc.priority}",
-            "autostart=false", "autorestart=true", "startsecs=3", "startretries=5",
-            "stopasgroup=true", "killasgroup=true", "stopwaitsecs=30", f"stopsignal={svc.stop_signal}",
-            "redirect_stderr=true", f"stdout_logfile={settings.logs_dir / (svc.name + '.log')}",
-            "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2",
+            "autostart=false",
+            "autorestart=true",
+            "startsecs=3",
+            "startretries=5",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "stopwaitsecs=30",
+            f"stopsignal={svc.stop_signal}",
+            "redirect_stderr=true",
+            f"stdout_logfile={settings.logs_dir / (svc.name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+            "stdout_logfile_backups=2",
         ]
         if svc.env:
             lines.append(f"environment={env_line(svc.env)}")
@@ -300,5 +425,3 @@ def kafka_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cluster_id.startswith("-"):
             return cluster_id
-
-

@@ -89,7 +89,9 @@ class Stack:
         missing = [tool for tool in DEBIAN_PACKAGES if not shutil.which(tool) and not Path("/usr/bin", tool).exists()]
         if missing:
             packages = sorted({DEBIAN_PACKAGES[m] for m in missing})
-            raise StackError(f"missing {', '.join(missing)}: run `make packages` (apt-get install {' '.join(packages)})")
+            raise StackError(
+                f"missing {', '.join(missing)}: run `make packages` (apt-get install {' '.join(packages)})"
+            )
         find_java()
         try:
             postgres.bin_dir()
@@ -103,32 +105,56 @@ class Stack:
         """Before starting our own supervisord: every port the stack binds must be free."""
         s = self.settings
         taken = []
-        for field in ("kafka_port", "kafka_controller_port", "zookeeper_port", "thrift_port", "prometheus_port",
-                      "alertmanager_port", "pushgateway_port", "airflow_port", "speed_metrics_port",
-                      "serving_port", "alert_log_port", "postgres_port"):
+        for field in (
+            "kafka_port",
+            "kafka_controller_port",
+            "zookeeper_port",
+            "thrift_port",
+            "prometheus_port",
+            "alertmanager_port",
+            "pushgateway_port",
+            "airflow_port",
+            "speed_metrics_port",
+            "serving_port",
+            "alert_log_port",
+            "postgres_port",
+        ):
             try:
                 port_open(s, getattr(s, field))
             except OSError:
                 continue
             taken.append(f"{field.removesuffix('_port')} ({s.host}:{getattr(s, field)})")
         if taken:
-            raise StackError("ports already in use: " + ", ".join(taken) + ". Is another twinlayer stack (or another "
-                             "program) running? Stop it, or move this stack with TWINLAYER_<NAME>_PORT.")
+            raise StackError(
+                "ports already in use: " + ", ".join(taken) + ". Is another twinlayer stack (or another "
+                "program) running? Stop it, or move this stack with TWINLAYER_<NAME>_PORT."
+            )
 
     def prepare(self) -> list[Service]:
         self.check_prerequisites()
         if not self.supervisor_running():
             self.check_ports_free()
         s = self.settings
-        for sub in ("logs", "logs/airflow", "conf/hbase", "kafka", "hbase", "prometheus", "alertmanager", "pushgateway",
-                    "airflow"):
+        for sub in (
+            "logs",
+            "logs/airflow",
+            "conf/hbase",
+            "kafka",
+            "hbase",
+            "prometheus",
+            "alertmanager",
+            "pushgateway",
+            "airflow",
+        ):
             (s.state_dir / sub).mkdir(parents=True, exist_ok=True)
         render("kafka.properties", s, s.state_dir / "conf" / "kafka.properties")
         render("log4j2.properties", s, s.state_dir / "conf" / "log4j2.properties")
         render("hbase-site.xml", s, s.state_dir / "conf" / "hbase" / "hbase-site.xml")
         shutil.copy(TEMPLATES / "log4j2.properties", s.state_dir / "conf" / "hbase" / "log4j2.properties")
         shutil.copy(TEMPLATES / "jmx_exporter.yml", s.state_dir / "conf" / "jmx_exporter.yml")
-        render("prometheus.yml", s, s.state_dir / "conf" / "prometheus.yml", rules_dir=MONITORING / "prometheus" / "rules")
+        render(
+            "prometheus.yml", s, s.state_dir / "conf" / "prometheus.yml", rules_dir=MONITORING / "prometheus" / "rules"
+        )
         svcs = self.services()
         (s.state_dir / "supervisord.conf").write_text(supervisord_conf(s, svcs))
         self._format_kafka_storage()
@@ -165,11 +191,14 @@ class Stack:
         started = time.monotonic()
         svcs = self.prepare()
         if not self.supervisor_running():
-            result = subprocess.run([venv_bin("supervisord"), "-c", str(self.settings.state_dir / "supervisord.conf")],
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [venv_bin("supervisord"), "-c", str(self.settings.state_dir / "supervisord.conf")],
+                capture_output=True,
+                text=True,
+            )
             if result.returncode != 0:
                 raise StackError(f"supervisord did not start: {result.stderr.strip() or result.stdout.strip()}")
-            self._wait(lambda: self.supervisor_running(), 20, "supervisord")
+            self._wait(self.supervisor_running, 20, "supervisord")
         else:
             self._rpc().reloadConfig()
         first = [svc for svc in svcs if svc.name == "postgres"]
@@ -187,8 +216,10 @@ class Stack:
         rpc = self._rpc()
         for svc in svcs:
             if svc.name not in states:
-                raise StackError(f"the running supervisord does not know {svc.name!r} (started by an older "
-                                 "twinlayer?): `make down`, then `make up`")
+                raise StackError(
+                    f"the running supervisord does not know {svc.name!r} (started by an older "
+                    "twinlayer?): `make down`, then `make up`"
+                )
             if states[svc.name].get("statename") not in ("RUNNING", "STARTING"):
                 rpc.startProcess(svc.name, False)
 
@@ -207,7 +238,7 @@ class Stack:
                     if state != "RUNNING":
                         raise StackError(f"process is {state}")
                     svc.check(self.settings)
-                except Exception as exc:  # noqa: BLE001 — any failure of a probe means "not yet"
+                except Exception as exc:
                     last_error[name] = f"{type(exc).__name__}: {exc}"
                     if time.monotonic() > deadline[name] or state == "FATAL":
                         raise StackError(self._failure(name, last_error[name])) from None
@@ -243,7 +274,7 @@ class Stack:
                 continue
             try:
                 svc.check(self.settings)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 rows.append((svc.name, "down", f"pid {proc['pid']} runs but does not answer: {exc}"))
             else:
                 rows.append((svc.name, "up", proc["description"]))

@@ -21,11 +21,11 @@ def floor_hour(ms: int) -> int:
 
 
 def hour_label(hour_start_ms: int) -> str:
-    return dt.datetime.fromtimestamp(hour_start_ms / 1000, dt.timezone.utc).strftime(HOUR_LABEL_FORMAT)
+    return dt.datetime.fromtimestamp(hour_start_ms / 1000, dt.UTC).strftime(HOUR_LABEL_FORMAT)
 
 
 def hour_start(label: str) -> int:
-    return int(dt.datetime.strptime(label, HOUR_LABEL_FORMAT).replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime.strptime(label, HOUR_LABEL_FORMAT).replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def hours_in(start_ms: int, end_ms: int) -> list[int]:
@@ -37,7 +37,7 @@ def hours_in(start_ms: int, end_ms: int) -> list[int]:
 
 def iso(ms: int) -> str:
     """ISO-8601 in UTC, as Airflow's API and people read it."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
 
 
 def parse_time(text: str, now_ms: int) -> int:
@@ -51,5 +51,5 @@ def parse_time(text: str, now_ms: int) -> int:
     except ValueError:
         raise ValueError(f"cannot read time {text!r}: give epoch ms, ISO-8601 or a duration like 15m") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1000)

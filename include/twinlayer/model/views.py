@@ -173,10 +173,14 @@ def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
         entries.append(entry if own.filter is None else F.when(selected(own), entry))
     # explode then drop the null entries: a higher-order filter inside the explode would keep the generator out of
     # code generation and re-derive the array's type for every event (a tenth of the views query's CPU)
-    exploded = events.select(
-        F.window("event_time", f"{coarse_window_seconds(views)} seconds").alias("coarse"),
-        F.explode(F.array(*entries)).alias("e"),
-    ).where(F.col("e").isNotNull()).select("coarse", "e.*")
+    exploded = (
+        events.select(
+            F.window("event_time", f"{coarse_window_seconds(views)} seconds").alias("coarse"),
+            F.explode(F.array(*entries)).alias("e"),
+        )
+        .where(F.col("e").isNotNull())
+        .select("coarse", "e.*")
+    )
 
     aggregations = []
     for view, measure in slots:
@@ -189,8 +193,11 @@ def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
                 aggregations.append(F.count_distinct(column).alias(exact_slot_name(view, measure)))
         else:
             aggregations.append(getattr(F, measure.kind)(column).alias(column))
-    grouped = exploded.groupBy("view", "key", "coarse", "window_start_ms", "window_ms").agg(
-        *aggregations)
-    return grouped.select("view", "key", "window_start_ms",
-                          (F.col("window_start_ms") + F.col("window_ms")).alias("window_end_ms"),
-                          *(c for c in grouped.columns[5:]))
+    grouped = exploded.groupBy("view", "key", "coarse", "window_start_ms", "window_ms").agg(*aggregations)
+    return grouped.select(
+        "view",
+        "key",
+        "window_start_ms",
+        (F.col("window_start_ms") + F.col("window_ms")).alias("window_end_ms"),
+        *(c for c in grouped.columns[5:]),
+    )

@@ -26,11 +26,22 @@ KEPT = 2000
 
 def summarize(receiver: str, payload: dict, received_s: float) -> dict:
     """The parts of a webhook payload worth keeping: who got it, its status, and each alert's labels and state."""
-    return {"receiver": receiver, "received": received_s, "status": payload.get("status"),
-            "group_labels": payload.get("groupLabels", {}),
-            "alerts": [{"status": a.get("status"), "labels": a.get("labels", {}),
-                        "summary": a.get("annotations", {}).get("summary"), "startsAt": a.get("startsAt"),
-                        "endsAt": a.get("endsAt")} for a in payload.get("alerts", [])]}
+    return {
+        "receiver": receiver,
+        "received": received_s,
+        "status": payload.get("status"),
+        "group_labels": payload.get("groupLabels", {}),
+        "alerts": [
+            {
+                "status": a.get("status"),
+                "labels": a.get("labels", {}),
+                "summary": a.get("annotations", {}).get("summary"),
+                "startsAt": a.get("startsAt"),
+                "endsAt": a.get("endsAt"),
+            }
+            for a in payload.get("alerts", [])
+        ],
+    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

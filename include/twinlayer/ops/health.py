@@ -17,7 +17,7 @@ def probe_all(settings: Settings) -> dict[str, str | None]:
     for name, check in PROBES.items():
         try:
             check(settings)
-        except Exception as exc:  # noqa: BLE001 — a probe failure of any kind is the answer
+        except Exception as exc:
             results[name] = f"{type(exc).__name__}: {exc}"
         else:
             results[name] = None
@@ -27,7 +27,12 @@ def probe_all(settings: Settings) -> dict[str, str | None]:
 def probe_and_push(settings: Settings) -> dict[str, str | None]:
     """Probe every service, push ``twinlayer_service_up{service=…}`` to the Pushgateway, and return the results."""
     results = probe_all(settings)
-    push_gauges(settings, job="twinlayer_stack_health", metric="twinlayer_service_up",
-                doc="1 when the service answered its probe in the last stack-health run, else 0",
-                values={(name,): 0.0 if reason else 1.0 for name, reason in results.items()}, labelnames=("service",))
+    push_gauges(
+        settings,
+        job="twinlayer_stack_health",
+        metric="twinlayer_service_up",
+        doc="1 when the service answered its probe in the last stack-health run, else 0",
+        values={(name,): 0.0 if reason else 1.0 for name, reason in results.items()},
+        labelnames=("service",),
+    )
     return results

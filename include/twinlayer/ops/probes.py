@@ -38,8 +38,9 @@ def check_kafka(settings: Settings) -> None:
     from kafka import KafkaAdminClient
 
     port_open(settings, settings.kafka_port, settings.host_of("kafka_port"))
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000,
-                             client_id="twinlayer-health")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000, client_id="twinlayer-health"
+    )
     try:
         cluster = admin.describe_cluster()
         if not cluster.get("brokers"):
@@ -76,8 +77,9 @@ def check_speed_layer(settings: Settings) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     body = _http_ok(f"{settings.url('speed_metrics_port')}/metrics").decode()
-    samples = {(s.name, s.labels.get("query")): s.value for f in text_string_to_metric_families(body)
-               for s in f.samples}
+    samples = {
+        (s.name, s.labels.get("query")): s.value for f in text_string_to_metric_families(body) for s in f.samples
+    }
     idle = sorted(q for q in QUERIES if samples.get(("twinlayer_speed_query_active", q)) != 1.0)
     if idle:
         raise ProbeFailed(f"speed-layer queries not running: {', '.join(idle)}")

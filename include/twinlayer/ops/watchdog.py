@@ -22,8 +22,11 @@ def assess(metrics_text: str | None, now: float, stall_seconds: float = STALL_SE
     """None when every query runs and reported progress within ``stall_seconds``, else what is wrong."""
     if metrics_text is None:
         return "the speed layer's metrics endpoint does not answer"
-    samples = {(s.name, s.labels.get("query")): s.value
-               for family in text_string_to_metric_families(metrics_text) for s in family.samples}
+    samples = {
+        (s.name, s.labels.get("query")): s.value
+        for family in text_string_to_metric_families(metrics_text)
+        for s in family.samples
+    }
     problems = []
     for query in QUERIES:
         if samples.get(("twinlayer_speed_query_active", query)) != 1.0:
@@ -47,7 +50,13 @@ def check_and_heal(settings: Settings, restart: Callable[[], bool]) -> dict:
         text = None
     problem = assess(text, time.time())
     restarted = restart() if problem else False
-    push_gauges(settings, "twinlayer_watchdog", "twinlayer_speed_watchdog_healthy",
-                "1 when the last watchdog check found the speed layer alive and progressing", {(): 0.0 if problem else 1.0},
-                (), {"metric": "healthy"})
+    push_gauges(
+        settings,
+        "twinlayer_watchdog",
+        "twinlayer_speed_watchdog_healthy",
+        "1 when the last watchdog check found the speed layer alive and progressing",
+        {(): 0.0 if problem else 1.0},
+        (),
+        {"metric": "healthy"},
+    )
     return {"problem": problem, "restarted": restarted}

@@ -34,8 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     server = Server(settings)
     registry = CollectorRegistry()
-    latency = Histogram("twinlayer_serving_request_seconds", "Serving request latency", ["route"],
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=registry)
+    latency = Histogram(
+        "twinlayer_serving_request_seconds",
+        "Serving request latency",
+        ["route"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        registry=registry,
+    )
     requests_total = Counter("twinlayer_serving_requests", "Serving requests", ["route", "status"], registry=registry)
     app = FastAPI(title="twinlayer serving", description=__doc__)
 
@@ -52,13 +57,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/views")
     def views() -> list[dict]:
-        return [{"name": v.name, "dimensions": list(v.dimensions), "window_seconds": v.window_seconds,
-                 "filter": v.filter, "measures": [{"name": m.name, "kind": m.kind} for m in v.measures],
-                 "description": v.description} for v in VIEWS]
+        return [
+            {
+                "name": v.name,
+                "dimensions": list(v.dimensions),
+                "window_seconds": v.window_seconds,
+                "filter": v.filter,
+                "measures": [{"name": m.name, "kind": m.kind} for m in v.measures],
+                "description": v.description,
+            }
+            for v in VIEWS
+        ]
 
     @app.get("/views/{view}")
-    def view_windows(view: str, key: str, start: str = Query("1h", alias="from"),
-                     end: str | None = Query(None, alias="to")) -> dict:
+    def view_windows(
+        view: str, key: str, start: str = Query("1h", alias="from"), end: str | None = Query(None, alias="to")
+    ) -> dict:
         catalog = by_name()
         if view not in catalog:
             raise HTTPException(404, f"unknown view {view!r}; views: {', '.join(catalog)}")
@@ -77,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         try:
             hbase_store.ping(server.pool)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise HTTPException(503, f"HBase does not answer: {exc}") from None
         return {"status": "ok"}
 

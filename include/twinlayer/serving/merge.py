@@ -44,19 +44,28 @@ def present(view: View, window: WindowValue, source: str, version: int | None) -
                 exact = False
         elif measure.name in window.measures:
             values[measure.name] = window.measures[measure.name]
-    return {"window_start_ms": window.window_start_ms, "window_end_ms": window.window_end_ms, "source": source,
-            "version": version, "exact": exact, **values}
+    return {
+        "window_start_ms": window.window_start_ms,
+        "window_end_ms": window.window_end_ms,
+        "source": source,
+        "version": version,
+        "exact": exact,
+        **values,
+    }
 
 
-def merge(view: View, publications: Mapping[int, dict], batch: Mapping[int, Sequence[WindowValue]],
-          speed: Sequence[WindowValue]) -> list[dict]:
+def merge(
+    view: View,
+    publications: Mapping[int, dict],
+    batch: Mapping[int, Sequence[WindowValue]],
+    speed: Sequence[WindowValue],
+) -> list[dict]:
     """One entry per window, oldest first: batch for published hours, speed for the rest."""
     windows = []
     for hour, rows in batch.items():
         version = publications[hour]["version"]
         windows += [present(view, w, "batch", version) for w in rows]
-    windows += [present(view, w, "speed", None) for w in speed
-                if floor_hour(w.window_start_ms) not in publications]
+    windows += [present(view, w, "speed", None) for w in speed if floor_hour(w.window_start_ms) not in publications]
     return sorted(windows, key=lambda w: w["window_start_ms"])
 
 
@@ -74,9 +83,15 @@ class Server:
         batch = {}
         for hour in range(floor_hour(from_ms), to_ms, HOUR_MS):
             if hour in publications:
-                batch[hour] = hbase_store.read_view(self.pool, self.settings.batch_table, view, key,
-                                                    max(hour, from_ms), min(hour + HOUR_MS, to_ms),
-                                                    version=publications[hour]["version"])
+                batch[hour] = hbase_store.read_view(
+                    self.pool,
+                    self.settings.batch_table,
+                    view,
+                    key,
+                    max(hour, from_ms),
+                    min(hour + HOUR_MS, to_ms),
+                    version=publications[hour]["version"],
+                )
         speed = hbase_store.read_view(self.pool, self.settings.speed_table, view, key, from_ms, to_ms)
         return Answer(view.name, key, from_ms, to_ms, boundary(publications), merge(view, publications, batch, speed))
 

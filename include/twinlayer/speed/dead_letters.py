@@ -14,12 +14,19 @@ import json
 MAX_KEPT_BYTES = 64 * 1024
 
 
-def envelope(topic: str, reason: str, payload: str | None, partition: int, offset: int,
-             kafka_timestamp_ms: int | None) -> tuple[bytes, bytes]:
+def envelope(
+    topic: str, reason: str, payload: str | None, partition: int, offset: int, kafka_timestamp_ms: int | None
+) -> tuple[bytes, bytes]:
     """(record key, record value) of one dead letter."""
     raw = (payload or "").encode("utf-8", errors="surrogateescape") if payload is not None else b""
-    value: dict[str, object] = {"reason": reason, "payload": payload, "topic": topic, "partition": partition,
-                                "offset": offset, "kafka_timestamp_ms": kafka_timestamp_ms}
+    value: dict[str, object] = {
+        "reason": reason,
+        "payload": payload,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "kafka_timestamp_ms": kafka_timestamp_ms,
+    }
     if len(raw) > MAX_KEPT_BYTES:
         value["payload"] = raw[:MAX_KEPT_BYTES].decode("utf-8", errors="ignore")
         value.update(payload_truncated=True, payload_bytes=len(raw), payload_sha256=hashlib.sha256(raw).hexdigest())
@@ -35,8 +42,15 @@ class DeadLetterSender:
         from confluent_kafka import Producer
 
         self.dlq_topic = dlq_topic
-        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4",
-                                  "message.max.bytes": 2 * 1024 * 1024, "enable.idempotence": True})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "message.max.bytes": 2 * 1024 * 1024,
+                "enable.idempotence": True,
+            }
+        )
 
     def send(self, envelopes) -> int:
         failures: list[str] = []
@@ -56,6 +70,7 @@ class DeadLetterSender:
             sent += 1
         remaining = self.producer.flush(60)
         if failures or remaining:
-            raise RuntimeError(f"{len(failures) + remaining} of {sent} dead letters did not reach "
-                               f"{self.dlq_topic}: {failures[:3]}")
+            raise RuntimeError(
+                f"{len(failures) + remaining} of {sent} dead letters did not reach {self.dlq_topic}: {failures[:3]}"
+            )
         return sent

@@ -30,39 +30,66 @@ class SpeedMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.input_rate = Gauge(PREFIX + "input_rows_per_second", "Rows/s read from Kafka in the last micro-batch",
-                                ["query"], registry=r)
-        self.processed_rate = Gauge(PREFIX + "processed_rows_per_second", "Rows/s processed in the last micro-batch",
-                                    ["query"], registry=r)
+        self.input_rate = Gauge(
+            PREFIX + "input_rows_per_second", "Rows/s read from Kafka in the last micro-batch", ["query"], registry=r
+        )
+        self.processed_rate = Gauge(
+            PREFIX + "processed_rows_per_second", "Rows/s processed in the last micro-batch", ["query"], registry=r
+        )
         self.input_rows = Counter(PREFIX + "input_rows", "Rows read from Kafka", ["query"], registry=r)
-        self.batch_duration = Histogram(PREFIX + "batch_duration_seconds", "Micro-batch duration", ["query"],
-                                        buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
-        self.last_progress = Gauge(PREFIX + "last_progress_timestamp_seconds",
-                                   "When the query last reported progress", ["query"], registry=r)
+        self.batch_duration = Histogram(
+            PREFIX + "batch_duration_seconds",
+            "Micro-batch duration",
+            ["query"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            PREFIX + "last_progress_timestamp_seconds", "When the query last reported progress", ["query"], registry=r
+        )
         self.batch_id = Gauge(PREFIX + "batch_id", "Last micro-batch id", ["query"], registry=r)
         self.watermark = Gauge(PREFIX + "watermark_timestamp_seconds", "Event-time watermark", ["query"], registry=r)
-        self.watermark_delay = Gauge(PREFIX + "watermark_delay_seconds",
-                                     "Wall clock minus the event-time watermark", ["query"], registry=r)
-        self.kafka_lag = Gauge(PREFIX + "kafka_lag_records",
-                               "Records in Kafka not yet processed (latest minus end offset)",
-                               ["query", "topic", "partition"], registry=r)
+        self.watermark_delay = Gauge(
+            PREFIX + "watermark_delay_seconds", "Wall clock minus the event-time watermark", ["query"], registry=r
+        )
+        self.kafka_lag = Gauge(
+            PREFIX + "kafka_lag_records",
+            "Records in Kafka not yet processed (latest minus end offset)",
+            ["query", "topic", "partition"],
+            registry=r,
+        )
         self.state_rows = Gauge(PREFIX + "state_rows", "Rows in the state stores", ["query"], registry=r)
-        self.late_dropped = Counter(PREFIX + "late_events_dropped",
-                                    "Rows dropped by stateful operators for being behind the watermark",
-                                    ["query"], registry=r)
+        self.late_dropped = Counter(
+            PREFIX + "late_events_dropped",
+            "Rows dropped by stateful operators for being behind the watermark",
+            ["query"],
+            registry=r,
+        )
         self.active = Gauge(PREFIX + "query_active", "1 while the query runs", ["query"], registry=r)
-        self.ready = Gauge(PREFIX + "query_ready", "1 once the query has run a micro-batch or found Kafka drained "
-                           "(it is warm and caught up once)", ["query"], registry=r)
-        self.hbase_latency = Histogram(PREFIX + "hbase_write_seconds", "One attempt to write a micro-batch to HBase",
-                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.ready = Gauge(
+            PREFIX + "query_ready",
+            "1 once the query has run a micro-batch or found Kafka drained (it is warm and caught up once)",
+            ["query"],
+            registry=r,
+        )
+        self.hbase_latency = Histogram(
+            PREFIX + "hbase_write_seconds",
+            "One attempt to write a micro-batch to HBase",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.hbase_errors = Counter(PREFIX + "hbase_write_errors", "Failed attempts to write to HBase", registry=r)
         self.cells_written = Counter(PREFIX + "view_rows_written", "View rows written to HBase", ["view"], registry=r)
-        self.max_window_end = Gauge(PREFIX + "max_window_end_timestamp_seconds",
-                                    "End of the newest window written to HBase", registry=r)
-        self.freshness = Histogram(PREFIX + "freshness_seconds",
-                                   "From a window's end to the end of the micro-batch whose newest event passed it "
-                                   "(the window's events up to then are in HBase)",
-                                   buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120), registry=r)
+        self.max_window_end = Gauge(
+            PREFIX + "max_window_end_timestamp_seconds", "End of the newest window written to HBase", registry=r
+        )
+        self.freshness = Histogram(
+            PREFIX + "freshness_seconds",
+            "From a window's end to the end of the micro-batch whose newest event passed it "
+            "(the window's events up to then are in HBase)",
+            buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120),
+            registry=r,
+        )
         self.dlq = Counter(PREFIX + "dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self._newest_window_end = 0.0
         self._frontier_ms: int | None = None
@@ -175,10 +202,18 @@ class ProgressListener(StreamingQueryListener):
             return
         self.metrics.record_progress(progress)
         if progress.get("numInputRows"):
-            state = [{key: op.get(key) for key in ("numRowsTotal", "allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs")}
-                     for op in progress.get("stateOperators") or []]
-            log.info("%s batch %s: %s rows, durations %s, state %s", progress.get("name"), progress.get("batchId"),
-                     progress.get("numInputRows"), progress.get("durationMs"), state)
+            state = [
+                {key: op.get(key) for key in ("numRowsTotal", "allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs")}
+                for op in progress.get("stateOperators") or []
+            ]
+            log.info(
+                "%s batch %s: %s rows, durations %s, state %s",
+                progress.get("name"),
+                progress.get("batchId"),
+                progress.get("numInputRows"),
+                progress.get("durationMs"),
+                state,
+            )
 
     def onQueryIdle(self, event) -> None:
         name = self.names.get(str(event.id), "unnamed")

@@ -40,13 +40,15 @@ def _diagnosis(payload: Column, small: Column) -> Column:
     for name in ev.FIELDS:
         value = F.try_variant_get(v, f"$.{name}", "variant")
         missing.append((value.isNull() | F.is_variant_null(value), f"{ev.REASON_MISSING}:{name}"))
-    return _first_failure([
-        (~small, ev.REASON_TOO_LARGE),
-        (v.isNull(), ev.REASON_MALFORMED),
-        (~F.schema_of_variant(v).startswith("OBJECT"), ev.REASON_NOT_OBJECT),
-        *missing,
-        *[(F.col(name).isNull(), f"{ev.REASON_WRONG_TYPE}:{name}") for name in ev.FIELDS],
-    ])
+    return _first_failure(
+        [
+            (~small, ev.REASON_TOO_LARGE),
+            (v.isNull(), ev.REASON_MALFORMED),
+            (~F.schema_of_variant(v).startswith("OBJECT"), ev.REASON_NOT_OBJECT),
+            *missing,
+            *[(F.col(name).isNull(), f"{ev.REASON_WRONG_TYPE}:{name}") for name in ev.FIELDS],
+        ]
+    )
 
 
 def parse_events(raw: DataFrame, mapping: DataFrame) -> DataFrame:
@@ -66,18 +68,21 @@ def parse_events(raw: DataFrame, mapping: DataFrame) -> DataFrame:
     )
     small = F.octet_length("payload") <= ev.MAX_PAYLOAD_BYTES
     parsed = source.select("*", F.when(small, F.from_json("payload", schema)).alias("_e")).select(
-        "payload", *SOURCE_COLUMNS, *(F.col(f"_e.{name}").alias(name) for name in ev.FIELDS))
+        "payload", *SOURCE_COLUMNS, *(F.col(f"_e.{name}").alias(name) for name in ev.FIELDS)
+    )
     joined = parsed.join(F.broadcast(mapping), on="ad_id", how="left")
     complete = F.lit(True)
     for name in ev.FIELDS:
         complete = complete & F.col(name).isNotNull()
     kafka_ms = F.unix_millis("kafka_timestamp")
-    business = _first_failure([
-        *[(~F.col(name).isin(*allowed), f"{ev.REASON_BAD_VALUE}:{name}") for name, allowed in ev.ENUMS.items()],
-        (F.col("campaign_id").isNull(), ev.REASON_UNKNOWN_AD),
-        (F.col("event_time") < kafka_ms - ev.MAX_AGE_MS, ev.REASON_TOO_OLD),
-        (F.col("event_time") > kafka_ms + ev.MAX_FUTURE_MS, ev.REASON_IN_FUTURE),
-    ])
+    business = _first_failure(
+        [
+            *[(~F.col(name).isin(*allowed), f"{ev.REASON_BAD_VALUE}:{name}") for name, allowed in ev.ENUMS.items()],
+            (F.col("campaign_id").isNull(), ev.REASON_UNKNOWN_AD),
+            (F.col("event_time") < kafka_ms - ev.MAX_AGE_MS, ev.REASON_TOO_OLD),
+            (F.col("event_time") > kafka_ms + ev.MAX_FUTURE_MS, ev.REASON_IN_FUTURE),
+        ]
+    )
     return joined.select(
         *(name for name in ev.FIELDS if name != "event_time"),
         F.timestamp_millis("event_time").alias("event_time"),

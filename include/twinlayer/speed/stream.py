@@ -55,8 +55,9 @@ SESSION_CONF = {
     "spark.scheduler.allocation.file": str(Path(__file__).with_name("fairscheduler.xml")),
     # the ingest query writes an hour's records and the refused ones from one task without sorting them first
     "spark.sql.maxConcurrentOutputFileWriters": "8",
-    "spark.sql.streaming.stateStore.providerClass":
-        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
     # the views' HLL sketches aggregate in an object hash map that would fall back to sorting every row past 128
     # groups per task; a micro-batch has a few thousand groups (views x keys x windows): 1M events went 27k -> 32k/s
@@ -93,9 +94,15 @@ class SpeedOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> SpeedOptions:
-        base = dict(topic=settings.events_topic, dlq_topic=settings.dlq_topic, table=settings.speed_table,
-                    archive_dir=settings.archive_dir, checkpoint_dir=settings.checkpoint_dir,
-                    watermark=settings.watermark, table_ttl_seconds=settings.speed_ttl_seconds)
+        base: dict[str, object] = {
+            "topic": settings.events_topic,
+            "dlq_topic": settings.dlq_topic,
+            "table": settings.speed_table,
+            "archive_dir": settings.archive_dir,
+            "checkpoint_dir": settings.checkpoint_dir,
+            "watermark": settings.watermark,
+            "table_ttl_seconds": settings.speed_ttl_seconds,
+        }
         base.update(overrides)
         return cls(**base)
 
@@ -114,7 +121,8 @@ def _plan_start(spark: SparkSession, options: SpeedOptions) -> tuple[Path, str]:
             f"the archive {options.archive_dir} has data but the checkpoints in {options.checkpoint_dir} are gone. "
             "Restore them, or start with --reset-checkpoints to open a new archive epoch that continues after the "
             "last archived Kafka offsets (speed views of the windows open at that moment will be partial until the "
-            "batch layer recomputes them).")
+            "batch layer recomputes them)."
+        )
     if options.checkpoint_dir.exists():
         shutil.rmtree(options.checkpoint_dir)
     options.checkpoint_dir.mkdir(parents=True)
@@ -131,16 +139,19 @@ def _plan_start(spark: SparkSession, options: SpeedOptions) -> tuple[Path, str]:
 # --- queries ----------------------------------------------------------------------------------------------------
 
 
-def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, starting_offsets: str,
-                 max_offsets_per_trigger: int | None = None) -> DataFrame:
-    reader = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", bootstrap)
-              .option("subscribe", topic)
-              .option("startingOffsets", starting_offsets)
-              .option("failOnDataLoss", "true")
-              # a task reads a closed range of offsets; the fetch its consumer sends ahead at the end of that range
-              # would otherwise hold the next micro-batch's first fetch for up to 500 ms (≈80 ms each measured)
-              .option("kafka.fetch.max.wait.ms", "10"))
+def kafka_stream(
+    spark: SparkSession, bootstrap: str, topic: str, starting_offsets: str, max_offsets_per_trigger: int | None = None
+) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("failOnDataLoss", "true")
+        # a task reads a closed range of offsets; the fetch its consumer sends ahead at the end of that range
+        # would otherwise hold the next micro-batch's first fetch for up to 500 ms (≈80 ms each measured)
+        .option("kafka.fetch.max.wait.ms", "10")
+    )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     return reader.load()
@@ -167,10 +178,22 @@ def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None
         import pyarrow as pa
 
         millis = table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())  # UTC, naive or not
-        rows = table.select(["error", "payload", "kafka_partition", "kafka_offset"]).append_column(
-            "kafka_timestamp_ms", millis).to_pylist()
-        sender.send(envelope(options.topic, r["error"], r["payload"], r["kafka_partition"], r["kafka_offset"],
-                             r["kafka_timestamp_ms"]) for r in rows)
+        rows = (
+            table.select(["error", "payload", "kafka_partition", "kafka_offset"])
+            .append_column("kafka_timestamp_ms", millis)
+            .to_pylist()
+        )
+        sender.send(
+            envelope(
+                options.topic,
+                r["error"],
+                r["payload"],
+                r["kafka_partition"],
+                r["kafka_offset"],
+                r["kafka_timestamp_ms"],
+            )
+            for r in rows
+        )
         if metrics:
             metrics.dead_letters(Counter(r["error"] for r in rows))
 
@@ -190,34 +213,45 @@ def _archived(batch: DataFrame) -> DataFrame:
 
 
 def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
-    deduped = (valid_events(parsed).withWatermark("event_time", options.watermark)
-               .dropDuplicatesWithinWatermark(["event_id"]))
+    deduped = (
+        valid_events(parsed).withWatermark("event_time", options.watermark).dropDuplicatesWithinWatermark(["event_id"])
+    )
     return aggregate(deduped, views)
 
 
-def _warm_up(spark: SparkSession, settings: Settings, options: SpeedOptions, mapping: DataFrame,
-             views: tuple[View, ...]) -> None:
+def _warm_up(
+    spark: SparkSession, settings: Settings, options: SpeedOptions, mapping: DataFrame, views: tuple[View, ...]
+) -> None:
     """Both queries' transformations once over generated events, into scratch sinks (see ``warmup``)."""
 
     def start(offsets: str, scratch: Path) -> list[StreamingQuery]:
-        parsed = parse_events(kafka_stream(spark, settings.kafka_bootstrap, warmup_topic(options.topic), offsets),
-                              mapping)
+        parsed = parse_events(
+            kafka_stream(spark, settings.kafka_bootstrap, warmup_topic(options.topic), offsets), mapping
+        )
         epoch = archive.open_epoch(scratch / "archive", 1)
         return [
-            _views_frame(parsed, options, views).writeStream.queryName(f"{WARMUP_PREFIX}views").outputMode("update")
+            _views_frame(parsed, options, views)
+            .writeStream.queryName(f"{WARMUP_PREFIX}views")
+            .outputMode("update")
             .foreachBatch(lambda batch, _: batch.collect())
-            .option("checkpointLocation", str(scratch / "views")).trigger(availableNow=True).start(),
+            .option("checkpointLocation", str(scratch / "views"))
+            .trigger(availableNow=True)
+            .start(),
             parsed.writeStream.queryName(f"{WARMUP_PREFIX}ingest")
-            .foreachBatch(lambda batch, batch_id: archive.write_batch(_archived(batch), epoch, batch_id,
-                                                                      set_aside=_refused()))
-            .option("checkpointLocation", str(scratch / "ingest")).trigger(availableNow=True).start(),
+            .foreachBatch(
+                lambda batch, batch_id: archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused())
+            )
+            .option("checkpointLocation", str(scratch / "ingest"))
+            .trigger(availableNow=True)
+            .start(),
         ]
 
     warm_up(settings.kafka_bootstrap, options.topic, settings.events_partitions, start)
 
 
-def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None,
-                      views: tuple[View, ...] = VIEWS) -> list[StreamingQuery]:
+def start_speed_layer(
+    spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None, views: tuple[View, ...] = VIEWS
+) -> list[StreamingQuery]:
     """Start the two queries; the caller awaits and stops them."""
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
@@ -236,16 +270,22 @@ def start_speed_layer(spark: SparkSession, settings: Settings, options: SpeedOpt
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", "views")
         queries.append(
             _views_frame(parsed(options.max_offsets_per_trigger), options, views)
-            .writeStream.queryName("views").outputMode("update")
+            .writeStream.queryName("views")
+            .outputMode("update")
             .foreachBatch(views_sink(pool, options, views, metrics))
             .option("checkpointLocation", str(cp / "views"))
-            .trigger(processingTime=options.views_trigger).start())
+            .trigger(processingTime=options.views_trigger)
+            .start()
+        )
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", "ingest")
         queries.append(
-            parsed(options.ingest_max_offsets_per_trigger).writeStream.queryName("ingest")
+            parsed(options.ingest_max_offsets_per_trigger)
+            .writeStream.queryName("ingest")
             .foreachBatch(ingest_sink(bootstrap, options, epoch, metrics))
             .option("checkpointLocation", str(cp / "ingest"))
-            .trigger(processingTime=options.ingest_trigger).start())
+            .trigger(processingTime=options.ingest_trigger)
+            .start()
+        )
     except Exception:
         for query in queries:
             query.stop()

@@ -46,10 +46,15 @@ def payloads(count: int, now_ms: int, seed: int = 0) -> list[bytes]:
         if i % REFUSED_EVERY == REFUSED_EVERY - 1:
             out.append(b"{not json")
             continue
-        record = {"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "user_id": f"warmup-{rng.randrange(1000)}",
-                  "page_id": "warmup", "ad_id": rng.choice(ads),
-                  **{name: rng.choice(sorted(allowed)) for name, allowed in ev.ENUMS.items()},
-                  "event_time": now_ms - rng.randrange(60_000), "ip_address": "127.0.0.1"}
+        record = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "user_id": f"warmup-{rng.randrange(1000)}",
+            "page_id": "warmup",
+            "ad_id": rng.choice(ads),
+            **{name: rng.choice(sorted(allowed)) for name, allowed in ev.ENUMS.items()},
+            "event_time": now_ms - rng.randrange(60_000),
+            "ip_address": "127.0.0.1",
+        }
         out.append(json.dumps(record).encode())
     return out
 
@@ -60,8 +65,9 @@ def _send(bootstrap: str, topic: str, partitions: int, records: list[bytes]) -> 
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-warmup"})
     try:
-        starting = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in range(partitions)}
+        starting = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
+        }
     finally:
         consumer.close()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
@@ -72,8 +78,13 @@ def _send(bootstrap: str, topic: str, partitions: int, records: list[bytes]) -> 
     return starting
 
 
-def warm_up(bootstrap: str, events_topic: str, partitions: int,
-            start: Callable[[str, Path], list[StreamingQuery]], timeout: float = 180.0) -> float:
+def warm_up(
+    bootstrap: str,
+    events_topic: str,
+    partitions: int,
+    start: Callable[[str, Path], list[StreamingQuery]],
+    timeout: float = 180.0,
+) -> float:
     """Send generated events to the warm-up topic and run ``start(starting_offsets, scratch_folder)``'s queries to
     their end; returns the seconds it took. ``start`` starts `availableNow` queries that write under the scratch
     folder only."""

@@ -84,8 +84,7 @@ def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_asid
     hour = F.date_format("event_time", SPARK_HOUR_LABEL_FORMAT)
     if set_aside is not None:
         hour = F.when(set_aside, F.lit(SET_ASIDE)).otherwise(hour)
-    (records.withColumn(HOUR_COLUMN, hour).coalesce(WRITERS)
-     .write.partitionBy(HOUR_COLUMN).parquet(str(staging)))
+    (records.withColumn(HOUR_COLUMN, hour).coalesce(WRITERS).write.partitionBy(HOUR_COLUMN).parquet(str(staging)))
     aside = staging / f"{HOUR_COLUMN}={SET_ASIDE}"
     set_aside_rows = 0
     if aside.is_dir():
@@ -102,8 +101,7 @@ def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_asid
         rows = pq.ParquetFile(source).metadata.num_rows
         os.replace(source, target)
         files.append({"path": str(target.relative_to(epoch)), "hour": hour_label, "rows": rows})
-    record = {"batch_id": batch_id, "files": files, "rows": sum(f["rows"] for f in files),
-              "set_aside": set_aside_rows}
+    record = {"batch_id": batch_id, "files": files, "rows": sum(f["rows"] for f in files), "set_aside": set_aside_rows}
     partial = commit.with_suffix(".tmp")
     partial.write_text(json.dumps(record))
     os.replace(partial, commit)
@@ -116,8 +114,11 @@ def read(spark, archive_dir: Path):
     found = epochs(archive_dir)
     if not found:
         return None
-    frames = [spark.read.schema(ARCHIVE_SCHEMA).option("basePath", str(epoch)).parquet(*map(str, paths))
-              for epoch in found if (paths := committed_files(epoch))]
+    frames = [
+        spark.read.schema(ARCHIVE_SCHEMA).option("basePath", str(epoch)).parquet(*map(str, paths))
+        for epoch in found
+        if (paths := committed_files(epoch))
+    ]
     if not frames:
         return spark.createDataFrame([], ARCHIVE_SCHEMA)
     result = frames[0]
@@ -150,8 +151,11 @@ def integrity(archive_dir: Path) -> dict:
         committed = set(committed_files(epoch))
         committed_count += len(committed)
         missing += [str(p) for p in committed if not p.exists()]
-        orphans += [str(p) for p in epoch.glob(f"{HOUR_COLUMN}=*/*.parquet")
-                    if p not in committed and p.stat().st_mtime < settled]
+        orphans += [
+            str(p)
+            for p in epoch.glob(f"{HOUR_COLUMN}=*/*.parquet")
+            if p not in committed and p.stat().st_mtime < settled
+        ]
     return {"committed_files": committed_count, "missing_files": sorted(missing), "orphan_files": sorted(orphans)}
 
 
@@ -162,5 +166,7 @@ def last_offsets(spark, archive_dir: Path) -> dict[int, int]:
     archived = read(spark, archive_dir)
     if archived is None:
         return {}
-    return {r.kafka_partition: r.last for r in
-            archived.groupBy("kafka_partition").agg(F.max("kafka_offset").alias("last")).collect()}
+    return {
+        r.kafka_partition: r.last
+        for r in archived.groupBy("kafka_partition").agg(F.max("kafka_offset").alias("last")).collect()
+    }

@@ -88,8 +88,13 @@ def decode_value(raw: bytes, kind: str) -> object:
     return float(text) if any(c in text for c in ".eEn") else int(text)
 
 
-def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View] = VIEWS,
-                   exact: bool = False, timestamp: int | None = None) -> list[Mutation]:
+def view_mutations(
+    rows: Iterable[Mapping],
+    batch_id: int,
+    views: Sequence[View] = VIEWS,
+    exact: bool = False,
+    timestamp: int | None = None,
+) -> list[Mutation]:
     """Rows of ``views.aggregate`` (mappings or Spark Rows) for one micro-batch or run → HBase mutations.
 
     Pure and deterministic: the same rows in any order give the same list, sorted by row key. Measures that are
@@ -109,8 +114,9 @@ def view_mutations(rows: Iterable[Mapping], batch_id: int, views: Sequence[View]
             if exact and measure.kind == "distinct":
                 columns[f"m:{measure.name}.exact".encode()] = encode_value(record[exact_slot_name(view, measure)])
         start = int(record["window_start_ms"])
-        mutations.append(Mutation(row_key(view.name, record["key"], start), columns,
-                                  start if timestamp is None else timestamp))
+        mutations.append(
+            Mutation(row_key(view.name, record["key"], start), columns, start if timestamp is None else timestamp)
+        )
     mutations.sort(key=lambda m: m.row)
     return mutations
 
@@ -186,8 +192,13 @@ def check_gateway(host: str, port: int, timeout_ms: int = 5000) -> None:
         connection.close()
 
 
-def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None = None,
-                 extra_families: Mapping[str, dict] | None = None) -> None:
+def ensure_table(
+    pool,
+    name: str,
+    max_versions: int = 1,
+    ttl_seconds: int | None = None,
+    extra_families: Mapping[str, dict] | None = None,
+) -> None:
     family: dict[str, object] = {"max_versions": max_versions}
     if ttl_seconds:
         family["time_to_live"] = ttl_seconds
@@ -197,7 +208,7 @@ def ensure_table(pool, name: str, max_versions: int = 1, ttl_seconds: int | None
             return
         try:
             conn.create_table(name, {FAMILY.decode(): family, **(extra_families or {})})
-        except Exception as exc:  # noqa: BLE001 — created concurrently by another process is fine
+        except Exception as exc:
             if name.encode() not in conn.tables():
                 raise HBaseUnavailable(f"could not create HBase table {name}: {exc}") from exc
 
@@ -226,11 +237,12 @@ class ViewWriter:
             started = time.monotonic()
             try:
                 self._write_once(mutations)
-            except Exception as exc:  # noqa: BLE001 — Thrift and socket errors alike; the batch is replayed whole
+            except Exception as exc:
                 self.on_attempt(time.monotonic() - started, exc)
                 if time.monotonic() + delay > deadline:
-                    raise HBaseUnavailable(f"HBase write to {self.table} failed for {self.retry_seconds:.0f}s: "
-                                           f"{type(exc).__name__}: {exc}") from exc
+                    raise HBaseUnavailable(
+                        f"HBase write to {self.table} failed for {self.retry_seconds:.0f}s: {type(exc).__name__}: {exc}"
+                    ) from exc
                 log.warning("HBase write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -250,23 +262,36 @@ class ViewWriter:
                         batch.put(mutation.row, mutation.columns)
 
 
-def read_view(pool, table: str, view: View, key: str, from_ms: int, to_ms: int,
-              version: int | None = None) -> list[WindowValue]:
+def read_view(
+    pool, table: str, view: View, key: str, from_ms: int, to_ms: int, version: int | None = None
+) -> list[WindowValue]:
     """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first; with ``version``, the
     cells written at that version (or the newest before it)."""
     start, stop = window_bound(view.name, key, from_ms), window_bound(view.name, key, to_ms)
     kwargs = {} if version is None else {"timestamp": version + 1}
-    return with_connection(pool, lambda conn: [
-        decode_row(view, row, data) for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)])
+    return with_connection(
+        pool,
+        lambda conn: [
+            decode_row(view, row, data)
+            for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)
+        ],
+    )
 
 
 def delete_windows(pool, table: str, view: str, keys, from_ms: int, to_ms: int) -> int:
     """Delete the rows of ``view`` for ``keys`` whose window starts in [from_ms, to_ms); returns how many."""
+
     def delete(conn) -> int:
         handle, deleted = conn.table(table), 0
         for key in keys:
-            rows = [row for row, _ in handle.scan(row_start=window_bound(view, key, from_ms),
-                                                   row_stop=window_bound(view, key, to_ms), columns=[BATCH_COLUMN])]
+            rows = [
+                row
+                for row, _ in handle.scan(
+                    row_start=window_bound(view, key, from_ms),
+                    row_stop=window_bound(view, key, to_ms),
+                    columns=[BATCH_COLUMN],
+                )
+            ]
             with handle.batch() as batch:
                 for row in rows:
                     batch.delete(row)
@@ -281,6 +306,7 @@ def delete_windows(pool, table: str, view: str, keys, from_ms: int, to_ms: int) 
 
 def read_publications(pool, table: str) -> dict[str, bytes]:
     """Hour label → the raw publication entry of that hour (empty while the table does not exist)."""
+
     def read(conn) -> dict[str, bytes]:
         if table.encode() not in conn.tables():
             return {}
@@ -292,5 +318,6 @@ def read_publications(pool, table: str) -> dict[str, bytes]:
 
 def write_publication(pool, table: str, hour_label: str, entry: bytes) -> None:
     """One put of one hour's entry: HBase applies it atomically."""
-    with_connection(pool, lambda conn: conn.table(table).put(
-        PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label}".encode(): entry}))
+    with_connection(
+        pool, lambda conn: conn.table(table).put(PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label}".encode(): entry})
+    )

@@ -10,12 +10,13 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="twinlayer-speed-layer")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()
-                   if name not in existing]
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items() if name not in existing
+        ]
         if missing:
             try:
                 admin.create_topics(missing)
-            except Exception as exc:  # noqa: BLE001 — a concurrent creator wins; anything else re-raises below
+            except Exception as exc:
                 if not {t.name for t in missing} <= set(admin.list_topics()):
                     raise RuntimeError(f"could not create Kafka topics {[t.name for t in missing]}: {exc}") from exc
     finally:

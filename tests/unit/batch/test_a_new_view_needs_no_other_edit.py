@@ -5,6 +5,7 @@ pure functions; no services."""
 import datetime as dt
 
 import pytest
+
 from twinlayer.batch.drift import drift
 from twinlayer.batch.quality import validate_raw, validate_version
 from twinlayer.batch.recompute import exact_events
@@ -28,8 +29,11 @@ PURCHASES = View(
     dimensions=("ad_type",),
     window_seconds=60,
     filter="event_type = 'purchase'",
-    measures=(Measure("purchases", "count"), Measure("buyers", "distinct", "user_id"),
-              Measure("last_purchase_ms", "max", "event_time_ms")),
+    measures=(
+        Measure("purchases", "count"),
+        Measure("buyers", "distinct", "user_id"),
+        Measure("last_purchase_ms", "max", "event_time_ms"),
+    ),
 )
 THREE = (*VIEWS, PURCHASES)
 
@@ -38,9 +42,10 @@ THREE = (*VIEWS, PURCHASES)
 def raw(spark):
     """Archived records of one hour: 3,000 events, 5% re-sent duplicates."""
     ticks = iter(range(10**6))
-    factory = EventFactory(Workload(rate=0, count=3000, duplicate_fraction=0.05, seed=7),
-                           clock=lambda: HOUR + next(ticks) * 1000)
-    kafka_ts = dt.datetime.fromtimestamp((HOUR + HOUR_MS) / 1000, dt.timezone.utc)
+    factory = EventFactory(
+        Workload(rate=0, count=3000, duplicate_fraction=0.05, seed=7), clock=lambda: HOUR + next(ticks) * 1000
+    )
+    kafka_ts = dt.datetime.fromtimestamp((HOUR + HOUR_MS) / 1000, dt.UTC)
     rows = [(factory.next_payload().decode(), 0, i, kafka_ts) for i in range(3000)]
     frame = spark.createDataFrame(rows, "value string, partition int, offset long, timestamp timestamp")
     return valid_events(parse_events(frame, campaign_mapping(spark))).cache()
@@ -92,10 +97,11 @@ def test_drift_and_serving_merge_the_new_view(gated):
     assert report["purchases"]["abs_diff"] == batch_windows[-1].measures["purchases"] > 0
 
     published = {HOUR: {"version": 3000, "previous": []}}
-    later = [w._replace(window_start_ms=w.window_start_ms + HOUR_MS, window_end_ms=w.window_end_ms + HOUR_MS)
-             for w in speed_windows]
+    later = [
+        w._replace(window_start_ms=w.window_start_ms + HOUR_MS, window_end_ms=w.window_end_ms + HOUR_MS)
+        for w in speed_windows
+    ]
     answer = merge(PURCHASES, published, {HOUR: batch_windows}, speed_windows + later)
     assert [w["source"] for w in answer] == ["batch"] * len(batch_windows) + ["speed"] * len(later)
-    assert all(w["exact"] and w["version"] == 3000 for w in answer[:len(batch_windows)])
-    assert sum(w["purchases"] for w in answer[:len(batch_windows)]) == sum(
-        r[column] for r in rows if r["key"] == key)
+    assert all(w["exact"] and w["version"] == 3000 for w in answer[: len(batch_windows)])
+    assert sum(w["purchases"] for w in answer[: len(batch_windows)]) == sum(r[column] for r in rows if r["key"] == key)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from twinlayer.localstack.services import airflow_env
 from twinlayer.model.config import PROJECT_ROOT, load_settings
 
@@ -30,8 +31,13 @@ print(json.dumps({"dags": {d: bag.dags[d].fileloc for d in bag.dag_ids},
 def dagbag(tmp_path_factory):
     settings = dataclasses.replace(load_settings(), state_dir=tmp_path_factory.mktemp("state"))
     env = {**os.environ, **airflow_env(settings)}
-    result = subprocess.run([sys.executable, "-c", DAGBAG_SCRIPT, str(PROJECT_ROOT / "dags")],
-                            capture_output=True, text=True, env=env, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-c", DAGBAG_SCRIPT, str(PROJECT_ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from twinlayer.localstack.services import MONITORING, TEMPLATES
 from twinlayer.model.config import PROJECT_ROOT, Settings
 from twinlayer.ops.probes import PROBES
@@ -34,9 +35,23 @@ DEFAULTS = Settings()
 promtool = shutil.which("promtool") or "/usr/bin/promtool"
 
 REQUIRED_SERVICES = {
-    "kafka", "hbase", "hbase-thrift", "spark-master", "speed-layer", "airflow-api-server", "airflow-scheduler",
-    "airflow-dag-processor", "airflow-triggerer", "postgres", "prometheus", "alertmanager", "pushgateway", "grafana",
-    "statsd-exporter", "serving", "alert-log",
+    "kafka",
+    "hbase",
+    "hbase-thrift",
+    "spark-master",
+    "speed-layer",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "postgres",
+    "prometheus",
+    "alertmanager",
+    "pushgateway",
+    "grafana",
+    "statsd-exporter",
+    "serving",
+    "alert-log",
 }
 # The Settings ports each of our services listens on inside its container.
 PORT_FIELDS = {
@@ -70,8 +85,11 @@ def load_compose() -> dict:
 
 
 def load_env_example() -> dict[str, str]:
-    pairs = [line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    pairs = [
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     return {key.strip(): value.strip() for key, value in pairs}
 
 
@@ -195,10 +213,13 @@ def healthcheck_problems(compose: dict) -> list[str]:
         if check.get("disable") or not test or test in (["NONE"], "NONE"):
             problems.append(f"{name}: no healthcheck")
             continue
-        script = next((i for i, arg in enumerate(test) if str(arg).endswith("healthcheck.py")), None) \
-            if isinstance(test, list) else None
+        script = (
+            next((i for i, arg in enumerate(test) if str(arg).endswith("healthcheck.py")), None)
+            if isinstance(test, list)
+            else None
+        )
         if script is not None:
-            kind, rest = test[script + 1], test[script + 2:]
+            kind, rest = test[script + 1], test[script + 2 :]
             if kind == "probe" and rest[0] not in PROBES:
                 problems.append(f"{name}: healthcheck probes {rest[0]}, not one of twinlayer.ops.probes.PROBES")
             if kind == "tcp" and not set(rest[1:]) <= fields:
@@ -252,10 +273,15 @@ def container_port_problems(compose: dict) -> list[str]:
     if alert_log.get("network_mode") != "service:alertmanager":
         problems.append("alert-log: does not share Alertmanager's network (network_mode: service:alertmanager)")
     # alertmanager.yml posts to 127.0.0.1 inside the shared namespace; other containers use alertmanager:<port>
-    if flag(command, "--host") not in ("127.0.0.1", "0.0.0.0") or listen_port(command, "--port") != DEFAULTS.alert_log_port:
+    if (
+        flag(command, "--host") not in ("127.0.0.1", "0.0.0.0")
+        or listen_port(command, "--port") != DEFAULTS.alert_log_port
+    ):
         problems.append(f"alert-log: must listen on loopback (or all interfaces) port {DEFAULTS.alert_log_port}")
     if env_of(services.get("airflow-scheduler", {})).get("TWINLAYER_ALERT_LOG_HOST") != "alertmanager":
-        problems.append("airflow-scheduler: TWINLAYER_ALERT_LOG_HOST must be alertmanager (whose network alert-log shares)")
+        problems.append(
+            "airflow-scheduler: TWINLAYER_ALERT_LOG_HOST must be alertmanager (whose network alert-log shares)"
+        )
     return problems
 
 
@@ -343,8 +369,12 @@ def dockerfile_problems(text: str) -> list[str]:
         problems.append("no Maven 3.9.x / Temurin 17 build stage")
     if not any(re.fullmatch(r"python:3\.11(\.\d+)?-slim-bookworm", image) for image in images):
         problems.append("the runtime is not python 3.11 slim bookworm")
-    for needed in ("-f jvm/pom.xml package", "openjdk-17-jre-headless", "-r requirements.txt -c constraints.txt",
-                   "-e ."):
+    for needed in (
+        "-f jvm/pom.xml package",
+        "openjdk-17-jre-headless",
+        "-r requirements.txt -c constraints.txt",
+        "-e .",
+    ):
         if needed not in text:
             problems.append(f"the Dockerfile does not run {needed!r}")
     return problems
@@ -361,8 +391,10 @@ def spark_and_airflow_problems(compose: dict) -> list[str]:
     if flag(speed, "--jars") != "/opt/twinlayer/build/jars/spark/*.jar":
         problems.append("speed-layer does not pass the Kafka connector jars (build/jars/spark/*.jar)")
     application = speed[-1] if speed else ""
-    if not application.startswith("/opt/twinlayer/") or \
-            not (PROJECT_ROOT / application.removeprefix("/opt/twinlayer/")).is_file():
+    if (
+        not application.startswith("/opt/twinlayer/")
+        or not (PROJECT_ROOT / application.removeprefix("/opt/twinlayer/")).is_file()
+    ):
         problems.append(f"speed-layer application {application} is not a file of the repository")
     for name, service in services.items():
         if name.startswith("spark-worker") and command_of(service)[-1:] != [master_url]:
@@ -377,8 +409,11 @@ def spark_and_airflow_problems(compose: dict) -> list[str]:
             problems.append(f"{name}: AIRFLOW_CONN_TWINLAYER_SPARK does not point at {master_url}")
         if env.get("AIRFLOW__CORE__EXECUTOR") != "LocalExecutor":
             problems.append(f"{name}: not the LocalExecutor")
-        statsd = (env.get("AIRFLOW__METRICS__STATSD_ON"), env.get("AIRFLOW__METRICS__STATSD_HOST"),
-                  env.get("AIRFLOW__METRICS__STATSD_PORT"))
+        statsd = (
+            env.get("AIRFLOW__METRICS__STATSD_ON"),
+            env.get("AIRFLOW__METRICS__STATSD_HOST"),
+            env.get("AIRFLOW__METRICS__STATSD_PORT"),
+        )
         if statsd != ("True", "statsd-exporter", str(statsd_port)):
             problems.append(f"{name}: StatsD metrics do not go to statsd-exporter:{statsd_port}")
     return problems
@@ -403,8 +438,9 @@ def shared_state_problems(compose: dict) -> list[str]:
 def promtool_config_problems(config: dict, tmp_path: Path) -> list[str]:
     """promtool checks that rule files exist: point rule_files at the repository's rules on a copy."""
     config = copy.deepcopy(config)
-    config["rule_files"] = [str(MONITORING / "prometheus" / "rules" / Path(pattern).name)
-                            for pattern in config.get("rule_files", [])]
+    config["rule_files"] = [
+        str(MONITORING / "prometheus" / "rules" / Path(pattern).name) for pattern in config.get("rule_files", [])
+    ]
     target = tmp_path / "prometheus.docker.yml"
     target.write_text(yaml.safe_dump(config))
     result = subprocess.run([promtool, "check", "config", str(target)], capture_output=True, text=True, timeout=120)
@@ -476,10 +512,14 @@ def test_launcher_renders_the_local_templates_with_container_names(tmp_path):
     settings = dataclasses.replace(DEFAULTS, kafka_host="kafka", state_dir=tmp_path / "state", jars_dir=jars)
 
     kafka = launch.prepare_kafka(settings, tmp_path / "conf")
-    props = dict(line.split("=", 1) for line in (tmp_path / "conf" / "kafka.properties").read_text().splitlines()
-                 if "=" in line and not line.startswith("#"))
-    assert props["listeners"] == (f"PLAINTEXT://kafka:{DEFAULTS.kafka_port},"
-                                   f"CONTROLLER://kafka:{DEFAULTS.kafka_controller_port}")
+    props = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "conf" / "kafka.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert props["listeners"] == (
+        f"PLAINTEXT://kafka:{DEFAULTS.kafka_port},CONTROLLER://kafka:{DEFAULTS.kafka_controller_port}"
+    )
     assert props["advertised.listeners"] == f"PLAINTEXT://kafka:{DEFAULTS.kafka_port}"
     assert f"=0.0.0.0:{DEFAULTS.kafka_jmx_port}:" in " ".join(kafka)
 
@@ -498,8 +538,11 @@ def test_statsd_mapping_labels_refer_to_matched_wildcards():
     assert mapping["mappings"]
     for rule in mapping["mappings"]:
         wildcards = rule["match"].count("*")
-        used = [int(n) for text in (rule["name"], *map(str, (rule.get("labels") or {}).values()))
-                for n in re.findall(r"\$(\d+)", text)]
+        used = [
+            int(n)
+            for text in (rule["name"], *map(str, (rule.get("labels") or {}).values()))
+            for n in re.findall(r"\$(\d+)", text)
+        ]
         assert max(used, default=0) <= wildcards, rule
         assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.sub(r"\$\d+", "x", rule["name"])), rule
 
@@ -516,42 +559,82 @@ MUTATIONS = {
     "no spark worker": (lambda c: _services(c).pop("spark-worker"), required_service_problems),
     "mount of a missing file": (
         lambda c: _services(c)["prometheus"]["volumes"].__setitem__(0, "./monitoring/missing.yml:/etc/p.yml:ro"),
-        bind_mount_problems),
+        bind_mount_problems,
+    ),
     "latest image": (lambda c: _services(c)["grafana"].__setitem__("image", "grafana/grafana:latest"), image_problems),
     "untagged image": (lambda c: _services(c)["postgres"].__setitem__("image", "postgres"), image_problems),
     "other Dockerfile": (
         lambda c: _services(c)["kafka"].__setitem__("build", {"context": ".", "dockerfile": "Dockerfile"}),
-        image_problems),
+        image_problems,
+    ),
     "no healthcheck": (lambda c: _services(c)["pushgateway"].pop("healthcheck"), healthcheck_problems),
-    "unknown probe": (lambda c: _services(c)["kafka"]["healthcheck"].__setitem__(
-        "test", ["CMD", "python", "/opt/twinlayer/docker/healthcheck.py", "probe", "zookeeper"]), healthcheck_problems),
-    "port on every interface": (lambda c: _services(c)["prometheus"].__setitem__("ports", ["19090:19090"]),
-                                published_port_problems),
-    "published port off the settings": (lambda c: _services(c)["serving"].__setitem__("ports", ["127.0.0.1:8001:8001"]),
-                                        published_port_problems),
-    "serving on another port": (lambda c: _services(c)["serving"].__setitem__("command", ["uvicorn", "--port", "8001"]),
-                                container_port_problems),
-    "exposed port off the settings": (lambda c: _services(c)["kafka"].__setitem__("expose", ["9093"]),
-                                      container_port_problems),
+    "unknown probe": (
+        lambda c: _services(c)["kafka"]["healthcheck"].__setitem__(
+            "test", ["CMD", "python", "/opt/twinlayer/docker/healthcheck.py", "probe", "zookeeper"]
+        ),
+        healthcheck_problems,
+    ),
+    "port on every interface": (
+        lambda c: _services(c)["prometheus"].__setitem__("ports", ["19090:19090"]),
+        published_port_problems,
+    ),
+    "published port off the settings": (
+        lambda c: _services(c)["serving"].__setitem__("ports", ["127.0.0.1:8001:8001"]),
+        published_port_problems,
+    ),
+    "serving on another port": (
+        lambda c: _services(c)["serving"].__setitem__("command", ["uvicorn", "--port", "8001"]),
+        container_port_problems,
+    ),
+    "exposed port off the settings": (
+        lambda c: _services(c)["kafka"].__setitem__("expose", ["9093"]),
+        container_port_problems,
+    ),
     "alert log on its own network": (lambda c: _services(c)["alert-log"].pop("network_mode"), container_port_problems),
-    "literal secret": (lambda c: _services(c)["postgres"]["environment"].__setitem__("POSTGRES_PASSWORD", "hunter2"),
-                       secret_problems),
-    "literal database password": (lambda c: _services(c)["airflow-scheduler"].__setitem__(
-        "environment", {**_services(c)["airflow-scheduler"]["environment"], "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-                        "postgresql+psycopg2://airflow:hunter2@postgres:5432/airflow"}), secret_problems),
-    "secret without :?": (lambda c: _services(c)["grafana"]["environment"].__setitem__(
-        "GF_SECURITY_ADMIN_PASSWORD", "${GRAFANA_ADMIN_PASSWORD}"), secret_problems),
-    "variable not in .env.example": (lambda c: _services(c)["grafana"]["environment"].__setitem__(
-        "GF_SMTP_PASSWORD", "${SMTP_PASSWORD:?set it}"), secret_problems),
-    "speed layer on a local master": (lambda c: _services(c)["speed-layer"].__setitem__(
-        "command", ["spark-submit", "--master", "local[2]", "/opt/twinlayer/spark_jobs/speed_layer.py"]),
-        spark_and_airflow_problems),
-    "Airflow's Spark elsewhere": (lambda c: _services(c)["airflow-scheduler"].__setitem__(
-        "environment", {**_services(c)["airflow-scheduler"]["environment"],
-                        "AIRFLOW_CONN_TWINLAYER_SPARK": '{"conn_type": "spark", "host": "local[2]"}'}),
-        spark_and_airflow_problems),
-    "worker without the archive": (lambda c: _services(c)["spark-worker"].__setitem__("volumes", []),
-                                   shared_state_problems),
+    "literal secret": (
+        lambda c: _services(c)["postgres"]["environment"].__setitem__("POSTGRES_PASSWORD", "hunter2"),
+        secret_problems,
+    ),
+    "literal database password": (
+        lambda c: _services(c)["airflow-scheduler"].__setitem__(
+            "environment",
+            {
+                **_services(c)["airflow-scheduler"]["environment"],
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow:hunter2@postgres:5432/airflow",
+            },
+        ),
+        secret_problems,
+    ),
+    "secret without :?": (
+        lambda c: _services(c)["grafana"]["environment"].__setitem__(
+            "GF_SECURITY_ADMIN_PASSWORD", "${GRAFANA_ADMIN_PASSWORD}"
+        ),
+        secret_problems,
+    ),
+    "variable not in .env.example": (
+        lambda c: _services(c)["grafana"]["environment"].__setitem__("GF_SMTP_PASSWORD", "${SMTP_PASSWORD:?set it}"),
+        secret_problems,
+    ),
+    "speed layer on a local master": (
+        lambda c: _services(c)["speed-layer"].__setitem__(
+            "command", ["spark-submit", "--master", "local[2]", "/opt/twinlayer/spark_jobs/speed_layer.py"]
+        ),
+        spark_and_airflow_problems,
+    ),
+    "Airflow's Spark elsewhere": (
+        lambda c: _services(c)["airflow-scheduler"].__setitem__(
+            "environment",
+            {
+                **_services(c)["airflow-scheduler"]["environment"],
+                "AIRFLOW_CONN_TWINLAYER_SPARK": '{"conn_type": "spark", "host": "local[2]"}',
+            },
+        ),
+        spark_and_airflow_problems,
+    ),
+    "worker without the archive": (
+        lambda c: _services(c)["spark-worker"].__setitem__("volumes", []),
+        shared_state_problems,
+    ),
 }
 
 
@@ -570,12 +653,18 @@ def test_secret_check_catches_a_value_in_env_example():
     assert secret_problems(load_compose(), {**load_env_example(), "POSTGRES_PASSWORD": "hunter2"})
 
 
-@pytest.mark.parametrize(("mutate", "why"), [
-    (lambda d: d["scrape_configs"].pop(), "a job is missing"),
-    (lambda d: d["scrape_configs"][3]["static_configs"][0].__setitem__("targets", ["speed-layer:9999"]), "wrong port"),
-    (lambda d: d["scrape_configs"][2].pop("honor_labels"), "pushgateway without honor_labels"),
-    (lambda d: d.__setitem__("rule_files", ["/etc/prometheus/*.yml"]), "rules elsewhere"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "why"),
+    [
+        (lambda d: d["scrape_configs"].pop(), "a job is missing"),
+        (
+            lambda d: d["scrape_configs"][3]["static_configs"][0].__setitem__("targets", ["speed-layer:9999"]),
+            "wrong port",
+        ),
+        (lambda d: d["scrape_configs"][2].pop("honor_labels"), "pushgateway without honor_labels"),
+        (lambda d: d.__setitem__("rule_files", ["/etc/prometheus/*.yml"]), "rules elsewhere"),
+    ],
+)
 def test_prometheus_check_catches_a_broken_copy(mutate, why):
     docker = yaml.safe_load(PROMETHEUS_DOCKER.read_text())
     mutate(docker)
@@ -588,11 +677,14 @@ def test_promtool_check_catches_a_broken_copy(tmp_path):
     assert promtool_config_problems(docker, tmp_path)
 
 
-@pytest.mark.parametrize("broken", [
-    ("FROM python:3.11.11-slim-bookworm", "FROM python:latest"),
-    ("FROM maven:3.9.9-eclipse-temurin-17 AS jars", "FROM maven AS jars"),
-    ("-r requirements.txt -c constraints.txt", "-r requirements.txt"),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("FROM python:3.11.11-slim-bookworm", "FROM python:latest"),
+        ("FROM maven:3.9.9-eclipse-temurin-17 AS jars", "FROM maven AS jars"),
+        ("-r requirements.txt -c constraints.txt", "-r requirements.txt"),
+    ],
+)
 def test_dockerfile_check_catches_a_broken_copy(broken):
     text = DOCKERFILE.read_text()
     assert broken[0] in text

@@ -1,7 +1,7 @@
 """Settings and the rendered local-stack configuration (pure logic, no services)."""
 
-
 import pytest
+
 from twinlayer.localstack.services import Service, supervisord_conf
 from twinlayer.model.config import Settings, load_settings
 from twinlayer.ops.probes import check_process_only
@@ -23,8 +23,10 @@ def test_malformed_override_names_the_variable():
 def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
     settings = Settings(state_dir=tmp_path)
     env = {"K": "v", "J": '{"a": "b c"}', "URL": "postgresql+psycopg2://u:p-w_d@127.0.0.1:5/db", "Q": "it's"}
-    svcs = [Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, env),
-            Service("beta", ["/bin/true"], check_process_only)]
+    svcs = [
+        Service("alpha", ["/bin/echo", "a b", "100%"], check_process_only, env),
+        Service("beta", ["/bin/true"], check_process_only),
+    ]
     conf = supervisord_conf(settings, svcs)
     for name in ("alpha", "beta"):
         section = conf.split(f"[program:{name}]")[1].split("\n\n")[0]
@@ -43,8 +45,11 @@ def test_every_python_file_of_the_project_compiles():
     """Modules no unit test imports (the demo, DAGs, docker scripts, benchmarks) still parse on this Python."""
     from twinlayer.model.config import PROJECT_ROOT
 
-    files = [p for folder in ("include", "dags", "spark_jobs", "docker", "benchmarks", "tests", "scripts")
-             for p in (PROJECT_ROOT / folder).rglob("*.py")]
+    files = [
+        p
+        for folder in ("include", "dags", "spark_jobs", "docker", "benchmarks", "tests", "scripts")
+        for p in (PROJECT_ROOT / folder).rglob("*.py")
+    ]
     assert len(files) > 40
     for path in files:
         compile(path.read_text(), str(path), "exec")

@@ -7,6 +7,7 @@ import random
 import pytest
 from datasketches import hll_sketch, hll_union
 from pyspark.testing import assertDataFrameEqual
+
 from twinlayer.model import events as ev
 from twinlayer.model.views import (
     HLL_LG_K,
@@ -37,15 +38,25 @@ T0 = 1_789_999_980_000  # a whole minute, in ms
 
 
 def event(i, ad, event_type, t_ms, user="u1", **overrides):
-    record = {"event_id": f"e{i}", "user_id": user, "page_id": "p1", "ad_id": ad, "ad_type": "banner",
-              "event_type": event_type, "event_time": t_ms, "ip_address": "10.0.0.1"}
+    record = {
+        "event_id": f"e{i}",
+        "user_id": user,
+        "page_id": "p1",
+        "ad_id": ad,
+        "ad_type": "banner",
+        "event_type": event_type,
+        "event_time": t_ms,
+        "ip_address": "10.0.0.1",
+    }
     record.update(overrides)
     return record
 
 
 def raw_frame(spark, payloads, kafka_ms=T0):
-    rows = [(p if isinstance(p, str) else json.dumps(p), 0, i, dt.datetime.fromtimestamp(kafka_ms / 1000, dt.timezone.utc))
-            for i, p in enumerate(payloads)]
+    rows = [
+        (p if isinstance(p, str) else json.dumps(p), 0, i, dt.datetime.fromtimestamp(kafka_ms / 1000, dt.UTC))
+        for i, p in enumerate(payloads)
+    ]
     return spark.createDataFrame(rows, "value string, partition int, offset long, timestamp timestamp")
 
 
@@ -103,25 +114,31 @@ def test_each_view_on_hand_written_events(spark, mapping):
     result = aggregate(events).cache()
 
     ysb = by_name()["campaign_views_10s"]
-    got = result.where("view = 'campaign_views_10s'").select("key", "window_start_ms", "window_end_ms",
-                                                              slot_name(ysb, ysb.measure("views")))
+    got = result.where("view = 'campaign_views_10s'").select(
+        "key", "window_start_ms", "window_end_ms", slot_name(ysb, ysb.measure("views"))
+    )
     expected = spark.createDataFrame(
         [(CAMP_A, T0, T0 + 10_000, 2), (CAMP_A, T0 + 10_000, T0 + 20_000, 1), (CAMP_B, T0 + 60_000, T0 + 70_000, 1)],
-        got.schema)
+        got.schema,
+    )
     assertDataFrameEqual(got, expected)
 
     act = by_name()["campaign_activity_1m"]
     cols = [slot_name(act, act.measure(m)) for m in ("events", "first_event_ms", "last_event_ms")]
     got = result.where("view = 'campaign_activity_1m'").select("key", "window_start_ms", *cols)
-    expected = spark.createDataFrame([
-        (f"{CAMP_A}|view", T0, 3, T0 + 1_000, T0 + 10_000),
-        (f"{CAMP_A}|click", T0, 1, T0 + 5_000, T0 + 5_000),
-        (f"{CAMP_B}|view", T0 + 60_000, 1, T0 + 61_000, T0 + 61_000),
-    ], got.schema)
+    expected = spark.createDataFrame(
+        [
+            (f"{CAMP_A}|view", T0, 3, T0 + 1_000, T0 + 10_000),
+            (f"{CAMP_A}|click", T0, 1, T0 + 5_000, T0 + 5_000),
+            (f"{CAMP_B}|view", T0 + 60_000, 1, T0 + 61_000, T0 + 61_000),
+        ],
+        got.schema,
+    )
     assertDataFrameEqual(got, expected)
 
-    users = {r.key: r[slot_name(act, act.measure("users"))]
-             for r in result.where("view = 'campaign_activity_1m'").collect()}
+    users = {
+        r.key: r[slot_name(act, act.measure("users"))] for r in result.where("view = 'campaign_activity_1m'").collect()
+    }
     assert round(sketch_estimate(users[f"{CAMP_A}|view"])) == 2
     union = hll_union(HLL_LG_K)
     for sketch in users.values():
@@ -148,7 +165,7 @@ def test_mutations_are_deterministic_under_shuffled_input(spark, mapping):
         assert view_mutations(shuffled, batch_id=7) == first
     assert len({m.row for m in first}) == len(rows)
     for mutation in first:
-        view_name, key, start = parse_row_key(mutation.row)
+        view_name, _, start = parse_row_key(mutation.row)
         assert mutation.timestamp == start and start % by_name()[view_name].window_ms == 0
         assert mutation.columns[b"m:_batch"] == b"7"
         decoded = decode_row(by_name()[view_name], mutation.row, mutation.columns)

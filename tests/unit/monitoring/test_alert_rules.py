@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from twinlayer.localstack.services import MONITORING, render
 from twinlayer.model.config import PROJECT_ROOT, Settings
 
@@ -25,8 +26,13 @@ def run(*args):
 
 
 def alert_rules():
-    return [rule for path in RULES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"] if "alert" in rule]
+    return [
+        rule
+        for path in RULES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
 
 
 def local_jobs(tmp_path):
@@ -59,8 +65,11 @@ def test_rendered_prometheus_config_passes_promtool(tmp_path):
 
 
 def test_every_alert_carries_for_severity_summary_description_and_a_runbook_section():
-    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
-               for line in RUNBOOK.read_text().splitlines() if line.startswith("#")}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in RUNBOOK.read_text().splitlines()
+        if line.startswith("#")
+    }
     names = [rule["alert"] for rule in alert_rules()]
     assert len(names) == len(set(names)), "alert names are unique"
     for rule in alert_rules():
@@ -82,11 +91,14 @@ def test_alertmanager_config_passes_amtool():
     assert "SUCCESS" in run(amtool, "check-config", str(ALERTMANAGER))
 
 
-@pytest.mark.parametrize(("labels", "receiver"), [
-    (["severity=critical", "alertname=SpeedLayerDown"], "oncall"),
-    (["severity=warning", "alertname=BatchDriftHigh"], "team"),
-    (["severity=info", "alertname=Unrouted"], "team"),
-])
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=SpeedLayerDown"], "oncall"),
+        (["severity=warning", "alertname=BatchDriftHigh"], "team"),
+        (["severity=info", "alertname=Unrouted"], "team"),
+    ],
+)
 def test_alerts_route_by_severity(labels, receiver):
     out = run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels)
     assert out.splitlines()[0].strip() == receiver

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from twinlayer.localstack import dashboards
 from twinlayer.localstack.dashboards import (
     check_dashboard,
@@ -24,17 +25,47 @@ INCLUDE = PROJECT_ROOT / "include" / "twinlayer"
 RECORDING_RULES = PROJECT_ROOT / "monitoring" / "prometheus" / "rules" / "recording.yml"
 EXPECTED_UIDS = {"twinlayer-speed", "twinlayer-batch", "twinlayer-overview", "twinlayer-business"}
 # Where the metrics are defined: prometheus_client constructors and push_gauges calls.
-METRIC_SOURCES = ("speed/metrics.py", "serving/api.py", "batch/report.py", "batch/gates.py", "batch/drift.py",
-                  "ops/watchdog.py", "ops/health.py")
+METRIC_SOURCES = (
+    "speed/metrics.py",
+    "serving/api.py",
+    "batch/report.py",
+    "batch/gates.py",
+    "batch/drift.py",
+    "ops/watchdog.py",
+    "ops/health.py",
+)
 # Series Prometheus and the Pushgateway add themselves.
-STANDARD_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",
-                   "push_time_seconds", "push_failure_time_seconds"}
+STANDARD_SERIES = {
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+    "push_time_seconds",
+    "push_failure_time_seconds",
+}
 # What each kind of metric is exposed as (prometheus_client; the Pushgateway keeps the pushed names).
-EXPOSED_AS = {"Gauge": ("",), "Counter": ("_total", "_created"),
-              "Histogram": ("_bucket", "_sum", "_count", "_created"), "Summary": ("", "_sum", "_count", "_created"),
-              "push_gauges": ("",)}
-GRAFANA_UNITS = {"none", "short", "percent", "percentunit", "s", "ms", "dtdurations", "dateTimeAsIso",
-                 "dateTimeFromNow", "reqps", "bytes", "decbytes"}
+EXPOSED_AS = {
+    "Gauge": ("",),
+    "Counter": ("_total", "_created"),
+    "Histogram": ("_bucket", "_sum", "_count", "_created"),
+    "Summary": ("", "_sum", "_count", "_created"),
+    "push_gauges": ("",),
+}
+GRAFANA_UNITS = {
+    "none",
+    "short",
+    "percent",
+    "percentunit",
+    "s",
+    "ms",
+    "dtdurations",
+    "dateTimeAsIso",
+    "dateTimeFromNow",
+    "reqps",
+    "bytes",
+    "decbytes",
+}
 
 promtool = shutil.which("promtool") or "/usr/bin/promtool"
 DASHBOARDS = dashboards.load_dashboards()
@@ -56,23 +87,39 @@ def _resolve(node, constants, loops, dicts, where) -> list[str]:
     if isinstance(node, ast.Name) and node.id in loops and loops[node.id] in dicts:
         return dicts[loops[node.id]]  # for metric, ... in gauges.items(), gauges a dict literal of metric names
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return [a + b for a in _resolve(node.left, constants, loops, dicts, where)
-                for b in _resolve(node.right, constants, loops, dicts, where)]
+        return [
+            a + b
+            for a in _resolve(node.left, constants, loops, dicts, where)
+            for b in _resolve(node.right, constants, loops, dicts, where)
+        ]
     raise AssertionError(f"{where}: cannot tell which metric {ast.unparse(node)!r} names")
 
 
 def metrics_defined_in(path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
-    constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-                 for target in node.targets if isinstance(target, ast.Name)}
-    dicts = {target.id: [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
-             for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-             for target in node.targets if isinstance(target, ast.Name)}
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    dicts = {
+        target.id: [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     loops = {}
     for node in ast.walk(tree):
-        if (isinstance(node, ast.For) and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute)
-                and node.iter.func.attr == "items" and isinstance(node.iter.func.value, ast.Name)):
+        if (
+            isinstance(node, ast.For)
+            and isinstance(node.iter, ast.Call)
+            and isinstance(node.iter.func, ast.Attribute)
+            and node.iter.func.attr == "items"
+            and isinstance(node.iter.func.value, ast.Name)
+        ):
             first = node.target.elts[0] if isinstance(node.target, ast.Tuple) else node.target
             if isinstance(first, ast.Name):
                 loops[first.id] = node.iter.func.value.id
@@ -84,11 +131,14 @@ def metrics_defined_in(path) -> set[str]:
         if func not in EXPOSED_AS:
             continue
         position, keyword = (2, "metric") if func == "push_gauges" else (0, "name")
-        arg = node.args[position] if len(node.args) > position else next(
-            (k.value for k in node.keywords if k.arg == keyword), None)
+        arg = (
+            node.args[position]
+            if len(node.args) > position
+            else next((k.value for k in node.keywords if k.arg == keyword), None)
+        )
         assert arg is not None, f"{path.name}:{node.lineno}: {func}() without a metric name"
-        for base in _resolve(arg, constants, loops, dicts, f"{path.name}:{node.lineno}"):
-            base = base.removesuffix("_total") if func == "Counter" else base
+        for resolved in _resolve(arg, constants, loops, dicts, f"{path.name}:{node.lineno}"):
+            base = resolved.removesuffix("_total") if func == "Counter" else resolved
             names |= {base + suffix for suffix in EXPOSED_AS[func]}
     return names
 
@@ -119,9 +169,15 @@ def variable_metrics(dashboard) -> set[str]:
 def test_metrics_defined_in_the_sources_are_found():
     exported = exported_series()
     # one of each kind and each way of defining: a prefixed Counter, a Histogram, a pushed gauge named in a loop
-    assert {"twinlayer_speed_input_rows_total", "twinlayer_speed_freshness_seconds_bucket",
-            "twinlayer_serving_requests_total", "twinlayer_batch_late_records", "twinlayer_service_up",
-            "twinlayer_speed_watchdog_healthy", "twinlayer:batch_boundary_lag_seconds"} <= exported
+    assert {
+        "twinlayer_speed_input_rows_total",
+        "twinlayer_speed_freshness_seconds_bucket",
+        "twinlayer_serving_requests_total",
+        "twinlayer_batch_late_records",
+        "twinlayer_service_up",
+        "twinlayer_speed_watchdog_healthy",
+        "twinlayer:batch_boundary_lag_seconds",
+    } <= exported
     assert "twinlayer_speed_input_rows" not in exported  # a counter is only exposed with its _total suffix
 
 
@@ -194,19 +250,41 @@ def test_the_speed_dashboard_filters_by_query_and_view():
 def test_every_expression_is_valid_promql(tmp_path):
     queries = [q for d in DASHBOARDS.values() for q in panel_queries(d)]
     assert len(queries) >= 40
-    rules = {"groups": [{"name": "dashboards", "rules": [
-        {"record": f"check:expr_{i}", "expr": q.promql} for i, q in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboards",
+                "rules": [{"record": f"check:expr_{i}", "expr": q.promql} for i, q in enumerate(queries)],
+            }
+        ]
+    }
     path = tmp_path / "dashboards.rules.yml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and f"SUCCESS: {len(queries)} rules found" in result.stdout, (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 def test_promtool_check_catches_a_bad_expression(tmp_path):
     path = tmp_path / "bad.rules.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "bad", "rules": [
-        {"record": "check:expr_0", "expr": 'sum by (view (rate(twinlayer_speed_view_rows_written_total[1m]))'}]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "bad",
+                        "rules": [
+                            {
+                                "record": "check:expr_0",
+                                "expr": "sum by (view (rate(twinlayer_speed_view_rows_written_total[1m]))",
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
 
@@ -257,20 +335,50 @@ def test_panel_queries_substitute_variables_and_builtins():
 
 def synthetic_dashboard():
     ds = {"type": "prometheus", "uid": "${datasource}"}
-    panel = {"id": 3, "type": "stat", "title": "nested", "description": "a panel inside a collapsed row",
-             "datasource": ds, "gridPos": {"h": 4, "w": 6, "x": 0, "y": 1},
-             "fieldConfig": {"defaults": {"unit": "short"}},
-             "targets": [{"refId": "A", "expr": 'up{job="$job", instance=~"$instance"}[$__interval]'}]}
+    panel = {
+        "id": 3,
+        "type": "stat",
+        "title": "nested",
+        "description": "a panel inside a collapsed row",
+        "datasource": ds,
+        "gridPos": {"h": 4, "w": 6, "x": 0, "y": 1},
+        "fieldConfig": {"defaults": {"unit": "short"}},
+        "targets": [{"refId": "A", "expr": 'up{job="$job", instance=~"$instance"}[$__interval]'}],
+    }
     return {
-        "uid": "synthetic", "title": "synthetic",
-        "templating": {"list": [
-            {"name": "datasource", "type": "datasource", "query": "prometheus"},
-            {"name": "job", "type": "query", "datasource": ds, "query": "label_values(up, job)",
-             "current": {"value": "serving"}},
-            {"name": "instance", "type": "query", "datasource": ds, "query": "label_values(up, instance)",
-             "includeAll": True, "multi": True, "allValue": ".+"}]},
-        "panels": [{"id": 1, "type": "row", "title": "collapsed", "collapsed": True,
-                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}, "panels": [panel]}],
+        "uid": "synthetic",
+        "title": "synthetic",
+        "templating": {
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus"},
+                {
+                    "name": "job",
+                    "type": "query",
+                    "datasource": ds,
+                    "query": "label_values(up, job)",
+                    "current": {"value": "serving"},
+                },
+                {
+                    "name": "instance",
+                    "type": "query",
+                    "datasource": ds,
+                    "query": "label_values(up, instance)",
+                    "includeAll": True,
+                    "multi": True,
+                    "allValue": ".+",
+                },
+            ]
+        },
+        "panels": [
+            {
+                "id": 1,
+                "type": "row",
+                "title": "collapsed",
+                "collapsed": True,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0},
+                "panels": [panel],
+            }
+        ],
     }
 
 
@@ -298,39 +406,63 @@ def first_panel(dashboard):
     return next(iter_panels(dashboard))
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (lambda d: d.pop("uid"), "no uid"),
-    (lambda d: d.update(title=""), "no title"),
-    (lambda d: d["panels"].append(copy.deepcopy(first_panel(d))), "duplicate panel id"),
-    (lambda d: first_panel(d).update(datasource={"type": "prometheus", "uid": "other"}), "is not ${datasource}"),
-    (lambda d: first_panel(d)["targets"][0].update(datasource={"type": "loki", "uid": "x"}), "is not ${datasource}"),
-    (lambda d: first_panel(d)["targets"][0].update(expr='up{job=~"$nowhere"}'), "$nowhere is not a template"),
-    (lambda d: first_panel(d)["targets"][0].update(expr='up{query="$query"}'), "used outside a =~ matcher"),
-    (lambda d: first_panel(d)["targets"][0].pop("expr"), "no expr"),
-    (lambda d: first_panel(d).update(targets=[]), "no targets"),
-    (lambda d: first_panel(d).update(title=""), "no title"),
-    (lambda d: first_panel(d).update(description=""), "no description"),
-    (lambda d: first_panel(d)["fieldConfig"]["defaults"].pop("unit"), "no unit"),
-    (lambda d: first_panel(d).update(type="piechart"), "panel type 'piechart'"),
-    (lambda d: d["templating"]["list"].pop(0), "no template variable 'datasource'"),
-    (lambda d: d["panels"].append({"id": 99, "type": "row", "title": "r", "collapsed": True,
-                                   "gridPos": {"h": 1, "w": 24, "x": 0, "y": 99},
-                                   "panels": [{"id": 2, "type": "stat", "title": "hidden"}]}),
-     "duplicate panel id 2"),
-])
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d.pop("uid"), "no uid"),
+        (lambda d: d.update(title=""), "no title"),
+        (lambda d: d["panels"].append(copy.deepcopy(first_panel(d))), "duplicate panel id"),
+        (lambda d: first_panel(d).update(datasource={"type": "prometheus", "uid": "other"}), "is not ${datasource}"),
+        (
+            lambda d: first_panel(d)["targets"][0].update(datasource={"type": "loki", "uid": "x"}),
+            "is not ${datasource}",
+        ),
+        (lambda d: first_panel(d)["targets"][0].update(expr='up{job=~"$nowhere"}'), "$nowhere is not a template"),
+        (lambda d: first_panel(d)["targets"][0].update(expr='up{query="$query"}'), "used outside a =~ matcher"),
+        (lambda d: first_panel(d)["targets"][0].pop("expr"), "no expr"),
+        (lambda d: first_panel(d).update(targets=[]), "no targets"),
+        (lambda d: first_panel(d).update(title=""), "no title"),
+        (lambda d: first_panel(d).update(description=""), "no description"),
+        (lambda d: first_panel(d)["fieldConfig"]["defaults"].pop("unit"), "no unit"),
+        (lambda d: first_panel(d).update(type="piechart"), "panel type 'piechart'"),
+        (lambda d: d["templating"]["list"].pop(0), "no template variable 'datasource'"),
+        (
+            lambda d: d["panels"].append(
+                {
+                    "id": 99,
+                    "type": "row",
+                    "title": "r",
+                    "collapsed": True,
+                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": 99},
+                    "panels": [{"id": 2, "type": "stat", "title": "hidden"}],
+                }
+            ),
+            "duplicate panel id 2",
+        ),
+    ],
+)
 def test_check_dashboard_reports(change, problem):
     assert problem in problems_after(change)
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (view) (rate(twinlayer_speed_view_rows_written_total{view=~"$view"}[$__rate_interval]))',
-     {"twinlayer_speed_view_rows_written_total"}),
-    ('label_replace(time() - a_seconds{gate=~"x.*"}, "gate", "$1", "gate", "(.+?)(_last_run)?")', {"a_seconds"}),
-    ("histogram_quantile(0.99, sum by (le) (rate(b_bucket[5m] offset 1h))) > 1e-9 and on (job) up",
-     {"b_bucket", "up"}),
-    ('count(ALERTS{alertstate="firing"}) or vector(0)', {"ALERTS"}),
-    ("twinlayer:batch_boundary_lag_seconds / ignoring (le) group_left c",
-     {"twinlayer:batch_boundary_lag_seconds", "c"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (view) (rate(twinlayer_speed_view_rows_written_total{view=~"$view"}[$__rate_interval]))',
+            {"twinlayer_speed_view_rows_written_total"},
+        ),
+        ('label_replace(time() - a_seconds{gate=~"x.*"}, "gate", "$1", "gate", "(.+?)(_last_run)?")', {"a_seconds"}),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(b_bucket[5m] offset 1h))) > 1e-9 and on (job) up",
+            {"b_bucket", "up"},
+        ),
+        ('count(ALERTS{alertstate="firing"}) or vector(0)', {"ALERTS"}),
+        (
+            "twinlayer:batch_boundary_lag_seconds / ignoring (le) group_left c",
+            {"twinlayer:batch_boundary_lag_seconds", "c"},
+        ),
+    ],
+)
 def test_metric_names(expr, names):
     assert metric_names(expr) == names

@@ -1,6 +1,7 @@
 """Watchdog verdicts, the serving merge and the drift arithmetic (pure logic)."""
 
 from prometheus_client import generate_latest
+
 from twinlayer.batch.drift import drift
 from twinlayer.model.hours import HOUR_MS
 from twinlayer.model.views import by_name
@@ -31,15 +32,20 @@ def test_merge_takes_batch_for_published_hours_and_speed_after():
     view = by_name()["campaign_views_10s"]
     h0 = 1_789_999_200_000  # a whole hour
     batch_rows = {h0: [WindowValue(h0, h0 + 10_000, {"views": 7}, 1234)]}
-    speed_rows = [WindowValue(h0, h0 + 10_000, {"views": 5}, 3),  # shadowed by the published hour
-                  WindowValue(h0 + HOUR_MS, h0 + HOUR_MS + 10_000, {"views": 2}, 9)]
+    speed_rows = [
+        WindowValue(h0, h0 + 10_000, {"views": 5}, 3),  # shadowed by the published hour
+        WindowValue(h0 + HOUR_MS, h0 + HOUR_MS + 10_000, {"views": 2}, 9),
+    ]
     merged = merge(view, {h0: {"version": 1234}}, batch_rows, speed_rows)
     assert [(w["window_start_ms"], w["source"], w["views"], w["version"]) for w in merged] == [
-        (h0, "batch", 7, 1234), (h0 + HOUR_MS, "speed", 2, None)]
+        (h0, "batch", 7, 1234),
+        (h0 + HOUR_MS, "speed", 2, None),
+    ]
 
 
 def test_drift_counts_missing_cells_on_either_side():
     view = by_name()["campaign_views_10s"]
-    report = drift({("a", 0): {"views": 10}, ("b", 0): {"views": 5}},
-                   {("a", 0): {"views": 8}, ("c", 0): {"views": 1}}, view)
+    report = drift(
+        {("a", 0): {"views": 10}, ("b", 0): {"views": 5}}, {("a", 0): {"views": 8}, ("c", 0): {"views": 1}}, view
+    )
     assert report == {"views": {"batch_total": 15, "speed_total": 9, "abs_diff": 2 + 5 + 1, "ratio": 8 / 15}}

@@ -10,8 +10,14 @@ from twinlayer.speed.dead_letters import MAX_KEPT_BYTES, envelope
 def test_an_envelope_keeps_reason_payload_and_coordinates():
     key, value = envelope("events", "malformed_json", "{not json", 3, 1234, 1_790_000_000_000)
     assert key == b"events:3:1234"
-    assert json.loads(value) == {"reason": "malformed_json", "payload": "{not json", "topic": "events",
-                                 "partition": 3, "offset": 1234, "kafka_timestamp_ms": 1_790_000_000_000}
+    assert json.loads(value) == {
+        "reason": "malformed_json",
+        "payload": "{not json",
+        "topic": "events",
+        "partition": 3,
+        "offset": 1234,
+        "kafka_timestamp_ms": 1_790_000_000_000,
+    }
 
 
 def test_a_huge_escape_heavy_payload_is_cut_with_its_length_and_hash():

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from prometheus_client import generate_latest
+
 from twinlayer.localstack.generator import EventFactory, Workload, paced
 from twinlayer.model import events as ev
 from twinlayer.speed.metrics import SpeedMetrics
@@ -53,15 +54,27 @@ def test_workload_rejects_impossible_fractions():
 def test_progress_event_becomes_metrics():
     metrics = SpeedMetrics()
     assert 'twinlayer_speed_query_ready{query="views"}' not in generate_latest(metrics.registry).decode()
-    metrics.record_progress({
-        "name": "views", "batchId": 12, "numInputRows": 500, "inputRowsPerSecond": 250.0,
-        "processedRowsPerSecond": 400.0, "durationMs": {"triggerExecution": 1250},
-        "eventTime": {"watermark": "2026-11-24T00:00:00.000Z"},
-        "stateOperators": [{"numRowsTotal": 40, "numRowsDroppedByWatermark": 3},
-                           {"numRowsTotal": 2, "numRowsDroppedByWatermark": 1}],
-        "sources": [{"endOffset": json.dumps({"events": {"0": 90, "1": 100}}),
-                     "latestOffset": json.dumps({"events": {"0": 100, "1": 100}})}],
-    })
+    metrics.record_progress(
+        {
+            "name": "views",
+            "batchId": 12,
+            "numInputRows": 500,
+            "inputRowsPerSecond": 250.0,
+            "processedRowsPerSecond": 400.0,
+            "durationMs": {"triggerExecution": 1250},
+            "eventTime": {"watermark": "2026-11-24T00:00:00.000Z"},
+            "stateOperators": [
+                {"numRowsTotal": 40, "numRowsDroppedByWatermark": 3},
+                {"numRowsTotal": 2, "numRowsDroppedByWatermark": 1},
+            ],
+            "sources": [
+                {
+                    "endOffset": json.dumps({"events": {"0": 90, "1": 100}}),
+                    "latestOffset": json.dumps({"events": {"0": 100, "1": 100}}),
+                }
+            ],
+        }
+    )
     text = generate_latest(metrics.registry).decode()
     assert 'twinlayer_speed_late_events_dropped_total{query="views"} 4.0' in text
     assert 'twinlayer_speed_state_rows{query="views"} 42.0' in text
@@ -82,7 +95,7 @@ def test_freshness_counts_each_window_end_once_when_the_views_query_passes_it():
     base = 1_790_000_040  # a multiple of 60 s
 
     def iso(seconds):
-        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
     assert progress(iso(base + 5), now=base + 6)["twinlayer_speed_freshness_seconds_count"] == 0  # sets the frontier
     sample = progress(iso(base + 25), now=base + 27)  # passes the 10 s ends base+10, base+20
@@ -93,14 +106,22 @@ def test_freshness_counts_each_window_end_once_when_the_views_query_passes_it():
     sample = progress(iso(base + 61), now=base + 63)  # 10 s ends 30..60 and the 60 s end at base+60
     assert sample["twinlayer_speed_freshness_seconds_count"] == 2 + 4 + 1
     assert sample["twinlayer_speed_freshness_seconds_sum"] == pytest.approx(
-        24 + sum(63 - e for e in (30, 40, 50, 60)) + (63 - 60))
+        24 + sum(63 - e for e in (30, 40, 50, 60)) + (63 - 60)
+    )
 
 
 def test_progress_of_the_views_query_feeds_freshness():
     metrics = SpeedMetrics()
     for max_event in ("2026-11-24T00:00:05.000Z", "2026-11-24T00:00:15.000Z"):
-        metrics.record_progress({"name": "views", "batchId": 1, "numInputRows": 1,
-                                 "eventTime": {"max": max_event, "watermark": "2026-11-24T00:00:00.000Z"}})
-        metrics.record_progress({"name": "archive", "batchId": 1, "numInputRows": 1,
-                                 "eventTime": {"max": "2026-11-24T00:59:00.000Z"}})
-    assert 'twinlayer_speed_freshness_seconds_count 1.0' in generate_latest(metrics.registry).decode()
+        metrics.record_progress(
+            {
+                "name": "views",
+                "batchId": 1,
+                "numInputRows": 1,
+                "eventTime": {"max": max_event, "watermark": "2026-11-24T00:00:00.000Z"},
+            }
+        )
+        metrics.record_progress(
+            {"name": "archive", "batchId": 1, "numInputRows": 1, "eventTime": {"max": "2026-11-24T00:59:00.000Z"}}
+        )
+    assert "twinlayer_speed_freshness_seconds_count 1.0" in generate_latest(metrics.registry).decode()

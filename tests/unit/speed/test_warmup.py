@@ -7,6 +7,7 @@ import time
 
 from prometheus_client import generate_latest
 from pyspark.sql import functions as F
+
 from twinlayer.model import events as ev
 from twinlayer.speed import WARMUP_PREFIX
 from twinlayer.speed.metrics import ProgressListener, SpeedMetrics
@@ -18,10 +19,11 @@ def test_warmup_records_parse_as_live_traffic_does(spark):
     now_ms = int(time.time() * 1000)
     records = payloads(1000, now_ms)
     assert len(records) == 1000
-    raw = spark.createDataFrame([(r.decode(), 0, i, now_ms) for i, r in enumerate(records)],
-                                "value string, partition int, offset long, t long").select(
-        F.col("value").cast("binary").alias("value"), "partition", "offset",
-        F.timestamp_millis("t").alias("timestamp"))
+    raw = spark.createDataFrame(
+        [(r.decode(), 0, i, now_ms) for i, r in enumerate(records)], "value string, partition int, offset long, t long"
+    ).select(
+        F.col("value").cast("binary").alias("value"), "partition", "offset", F.timestamp_millis("t").alias("timestamp")
+    )
     parsed = parse_events(raw, campaign_mapping(spark)).cache()
     errors = {r["error"]: r["n"] for r in parsed.groupBy("error").agg(F.count("*").alias("n")).collect()}
     assert errors == {None: 1000 - 1000 // REFUSED_EVERY, ev.REASON_MALFORMED: 1000 // REFUSED_EVERY}
@@ -44,8 +46,9 @@ def test_warmup_queries_leave_the_speed_layer_metrics_alone():
     listener = ProgressListener(metrics)
     name = f"{WARMUP_PREFIX}views"
     listener.onQueryStarted(_Event(name))
-    listener.onQueryProgress(_Event(name, {"name": name, "batchId": 0, "numInputRows": 4000,
-                                           "durationMs": {"triggerExecution": 9000}}))
+    listener.onQueryProgress(
+        _Event(name, {"name": name, "batchId": 0, "numInputRows": 4000, "durationMs": {"triggerExecution": 9000}})
+    )
     listener.onQueryTerminated(_Event(name))
     listener.onQueryStarted(_Event("views"))
     text = generate_latest(metrics.registry).decode()

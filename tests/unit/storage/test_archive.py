@@ -5,6 +5,7 @@ from the commit records equal Spark's."""
 import datetime as dt
 
 import pytest
+
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.storage import archive
 
@@ -15,9 +16,23 @@ def events(spark, first: int, count: int):
     rows = []
     for i in range(first, first + count):
         t = HOUR + (i * 97_000) % (2 * HOUR_MS)  # two hours
-        rows.append((f"e{i}", "u", "p", "a", "banner", "view", "10.0.0.1",
-                     dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc), t, "c", 0, i,
-                     dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc)))
+        rows.append(
+            (
+                f"e{i}",
+                "u",
+                "p",
+                "a",
+                "banner",
+                "view",
+                "10.0.0.1",
+                dt.datetime.fromtimestamp(t / 1000, dt.UTC),
+                t,
+                "c",
+                0,
+                i,
+                dt.datetime.fromtimestamp(t / 1000, dt.UTC),
+            )
+        )
     schema = ", ".join(f"{n} {t}" for n, t in archive.ARCHIVE_COLUMNS.items() if n != archive.HOUR_COLUMN)
     return spark.createDataFrame(rows, schema)
 
@@ -35,11 +50,15 @@ def test_a_replayed_batch_is_archived_once(spark, epoch):
     first = archive.write_batch(events(spark, 0, 300), epoch, batch_id=0)
     again = archive.write_batch(events(spark, 0, 300), epoch, batch_id=0)
     archive.write_batch(events(spark, 300, 200), epoch, batch_id=1)
-    assert first == again and first["rows"] == 300 and {f["hour"] for f in first["files"]} == {
-        hour_label(HOUR), hour_label(HOUR + HOUR_MS)}
+    assert (
+        first == again
+        and first["rows"] == 300
+        and {f["hour"] for f in first["files"]} == {hour_label(HOUR), hour_label(HOUR + HOUR_MS)}
+    )
     assert offsets(spark, epoch.parent) == list(range(500))
-    by_spark = {r.event_hour: r["count"] for r in archive.read(spark, epoch.parent).groupBy("event_hour").count()
-                .collect()}
+    by_spark = {
+        r.event_hour: r["count"] for r in archive.read(spark, epoch.parent).groupBy("event_hour").count().collect()
+    }
     assert archive.hour_counts(epoch.parent) == by_spark and sum(by_spark.values()) == 500
 
 
