@@ -46,9 +46,10 @@ logs: ## the last lines of every service's log (state/logs/)
 demo: deps ## stack up, sample events through the system, URLs printed
 	$(BIN)/twinlayer demo
 
-lint: install ## ruff: lint rules and formatting, checked (no file changed)
+lint: install ## ruff (lint rules, formatting) and mypy (strict on model/ and storage/), checked; no file changed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install ## ruff: apply the safe fixes and the formatting
 	$(BIN)/ruff check --fix .
@@ -57,7 +58,7 @@ format: install ## ruff: apply the safe fixes and the formatting
 test: deps ## the whole suite on the real stack (started if not already healthy, stopped after)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: install jars ## pure-logic tests only (local Spark included), no services
+test-unit: deps ## pure-logic tests only (local Spark included), no services; installs what they need
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: up ## speed-layer figures on the running stack (JSON lines in state/bench/); takes about 15 minutes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from twinlayer.batch.recompute import snapshot_path
 from twinlayer.batch.report import JOB
@@ -48,7 +49,10 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
     record = read_run_record(settings, hour_ms)
     snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"]))
     pool = hbase_store.pool_for(settings, size=1)
-    reports, values, ratios, speed_seen = {}, {}, {}, False
+    reports: dict[str, dict[str, Any]] = {}
+    values: dict[tuple[str, ...], float] = {}
+    ratios: dict[tuple[str, ...], float] = {}
+    speed_seen = False
     for view in views:
         rows = snapshot[snapshot["view"] == view.name]
         batch_cells = {

@@ -57,6 +57,7 @@ def _run_suite(kind: str, frame, expectations: list, gate: str, facts: dict) -> 
     for item in result.results:
         if not item.success:
             config = item.expectation_config
+            assert config is not None, "a validation result names its expectation"
             column = config.kwargs.get("column")
             detail = {
                 k: v

@@ -199,7 +199,10 @@ class LibrdkafkaSender:
             raise RuntimeError(f"{remaining} records not delivered; first errors: {self.errors}")
 
 
-SENDERS = {"librdkafka": LibrdkafkaSender, "kafka-python": KafkaPythonSender}
+SENDERS: dict[str, type[LibrdkafkaSender | KafkaPythonSender]] = {
+    "librdkafka": LibrdkafkaSender,
+    "kafka-python": KafkaPythonSender,
+}
 
 
 def produce(bootstrap: str, topic: str, workload: Workload, client: str = "librdkafka", clock=None) -> dict:

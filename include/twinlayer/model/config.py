@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -89,12 +91,12 @@ class Settings:
         return f"http://{self.address(port_field)}"
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings with ``TWINLAYER_*`` overrides applied; raises ValueError naming a malformed variable."""
-    environ = os.environ if environ is None else environ
-    overrides: dict[str, object] = {}
+    source: Mapping[str, str] = os.environ if environ is None else environ
+    overrides: dict[str, Any] = {}
     for field in dataclasses.fields(Settings):
-        raw = environ.get(f"TWINLAYER_{field.name.upper()}")
+        raw = source.get(f"TWINLAYER_{field.name.upper()}")
         if raw is None:
             continue
         if field.type == "int":

@@ -19,7 +19,10 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
 
 MeasureKind = Literal["count", "sum", "min", "max", "distinct"]
 HLL_LG_K = 12
@@ -120,14 +123,14 @@ def event_count(views: Sequence[View] = VIEWS) -> tuple[View, Measure] | None:
     return None
 
 
-def key_column(view: View):
+def key_column(view: View) -> Column:
     """The Spark column holding ``view``'s key (its dimension values joined by ``KEY_SEPARATOR``)."""
     from pyspark.sql import functions as F
 
     return F.concat_ws(KEY_SEPARATOR, *(F.col(d).cast("string") for d in view.dimensions))
 
 
-def selected(view: View):
+def selected(view: View) -> Column:
     """The Spark condition choosing the events ``view`` counts (true when it has no filter)."""
     from pyspark.sql import functions as F
 
@@ -139,7 +142,7 @@ def coarse_window_seconds(views: Sequence[View]) -> int:
     return functools.reduce(math.lcm, (view.window_seconds for view in views))
 
 
-def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
+def aggregate(events: DataFrame, views: Sequence[View] = VIEWS, exact: bool = False) -> DataFrame:
     """Valid events → one row per (view, key, window) with columns view, key, window_start_ms, window_end_ms and one
     column per (view, measure) (``slot_name``), null outside its own view. With ``exact``, distinct measures also
     get the exact count in ``exact_slot_name`` (not possible in a streaming query).
@@ -155,11 +158,13 @@ def aggregate(events, views: Sequence[View] = VIEWS, exact: bool = False):
     types = dict(events.dtypes)
     event_ms = F.unix_millis("event_time")
 
-    def slot_input(view: View, measure: Measure, own: View):
-        kind_type = "int" if measure.kind == "count" else types[measure.column]
+    def slot_input(view: View, measure: Measure, own: View) -> Column:
+        if measure.column is None:
+            return F.lit(1).cast("int") if view is own else F.lit(None).cast("int")
+        kind_type = types[measure.column]
         if view is not own:
             return F.lit(None).cast(kind_type)
-        return F.lit(1) if measure.kind == "count" else F.col(measure.column)
+        return F.col(measure.column)
 
     entries = []
     for own in views:

@@ -22,10 +22,11 @@ def campaign_mapping(spark: SparkSession) -> DataFrame:
 
 def _first_failure(checks: list[tuple[Column, Column | str]]) -> Column:
     """The reason of the first check whose condition holds, else null."""
-    expr = None
+    expr: Column | None = None
     for condition, reason in reversed(checks):
         reason_col = reason if isinstance(reason, Column) else F.lit(reason)
         expr = F.when(condition, reason_col) if expr is None else F.when(condition, reason_col).otherwise(expr)
+    assert expr is not None, "no checks"
     return expr
 
 

@@ -97,7 +97,7 @@ def warm_up(
         queries = start(offsets, Path(scratch))
         try:
             for query in queries:
-                if not query.awaitTermination(max(timeout - (time.monotonic() - started), 1)):
+                if not query.awaitTermination(max(int(timeout - (time.monotonic() - started)), 1)):
                     raise TimeoutError(f"warm-up query {query.name} did not finish within {timeout:.0f}s")
         finally:
             for query in queries:

@@ -23,10 +23,16 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from twinlayer.model import events as ev
 from twinlayer.model.hours import SPARK_HOUR_LABEL_FORMAT
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 HOUR_COLUMN = "event_hour"
 ARCHIVE_COLUMNS: dict[str, str] = {**ev.EVENT_COLUMNS, **ev.SOURCE_COLUMNS, HOUR_COLUMN: "string"}
@@ -60,12 +66,18 @@ def _commit_path(epoch: Path, batch_id: int) -> Path:
     return epoch / COMMITS / f"{batch_id:012d}.json"
 
 
-def commits(epoch: Path) -> list[dict]:
+def commits(epoch: Path) -> list[dict[str, Any]]:
     """The commit records of an epoch, in batch order."""
     return [json.loads(p.read_text()) for p in sorted((epoch / COMMITS).glob("*.json"))]
 
 
-def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_aside=None) -> dict:
+def write_batch(
+    records: DataFrame,
+    epoch: Path,
+    batch_id: int,
+    set_aside: Column | None = None,
+    on_set_aside: Callable[[pa.Table], None] | None = None,
+) -> dict[str, Any]:
     """Archive one micro-batch (a Spark DataFrame of events), exactly once per ``batch_id``: files first, then the
     commit record. A batch whose commit exists is not written again. Returns the commit record.
 
@@ -78,7 +90,8 @@ def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_asid
 
     commit = _commit_path(epoch, batch_id)
     if commit.exists():
-        return json.loads(commit.read_text())
+        committed: dict[str, Any] = json.loads(commit.read_text())
+        return committed
     staging = epoch / STAGING / f"batch={batch_id}"
     shutil.rmtree(staging, ignore_errors=True)
     hour = F.date_format("event_time", SPARK_HOUR_LABEL_FORMAT)
@@ -109,7 +122,7 @@ def write_batch(records, epoch: Path, batch_id: int, set_aside=None, on_set_asid
     return record
 
 
-def read(spark, archive_dir: Path):
+def read(spark: SparkSession, archive_dir: Path) -> DataFrame | None:
     """Every committed event of every epoch, or None if the archive holds no epoch yet."""
     found = epochs(archive_dir)
     if not found:
@@ -142,7 +155,7 @@ def hour_counts(archive_dir: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def integrity(archive_dir: Path) -> dict:
+def integrity(archive_dir: Path) -> dict[str, Any]:
     """Committed files that are missing (the batch layer would fail on them) and files on disk no commit lists
     (left by a micro-batch that crashed before its commit: harmless, never read)."""
     missing, orphans, committed_count = [], [], 0
@@ -159,7 +172,7 @@ def integrity(archive_dir: Path) -> dict:
     return {"committed_files": committed_count, "missing_files": sorted(missing), "orphan_files": sorted(orphans)}
 
 
-def last_offsets(spark, archive_dir: Path) -> dict[int, int]:
+def last_offsets(spark: SparkSession, archive_dir: Path) -> dict[int, int]:
     """Kafka partition → the highest offset the archive holds (where a new epoch continues)."""
     from pyspark.sql import functions as F
 

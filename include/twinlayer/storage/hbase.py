@@ -20,10 +20,17 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, SupportsInt, TypeVar
 
 from twinlayer.model.views import VIEWS, View, by_name, exact_slot_name, slot_name
+
+if TYPE_CHECKING:
+    from twinlayer.model.config import Settings
+
+Pool = Any  # happybase.ConnectionPool (happybase has no type information)
+Connection = Any  # happybase.Connection
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,7 @@ class Mutation(NamedTuple):
 class WindowValue(NamedTuple):
     window_start_ms: int
     window_end_ms: int
-    measures: dict[str, object]
+    measures: dict[str, Any]  # ints, floats, and HLL sketches as bytes
     batch: int | None
 
 
@@ -76,7 +83,7 @@ def parse_row_key(row: bytes) -> tuple[str, str, int]:
 def encode_value(value: object) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not isinstance(value, SupportsInt):
         raise TypeError(f"cannot store {value!r} as a measure")
     return repr(value).encode() if isinstance(value, float) else str(int(value)).encode()
 
@@ -89,7 +96,7 @@ def decode_value(raw: bytes, kind: str) -> object:
 
 
 def view_mutations(
-    rows: Iterable[Mapping],
+    rows: Iterable[Any],  # mappings or Spark Rows, read by column name
     batch_id: int,
     views: Sequence[View] = VIEWS,
     exact: bool = False,
@@ -139,7 +146,7 @@ def sketch_estimate(sketch: bytes) -> float:
     """Estimated distinct count of an HLL sketch written by Spark's ``hll_sketch_agg``."""
     from datasketches import hll_sketch
 
-    return hll_sketch.deserialize(sketch).get_estimate()
+    return float(hll_sketch.deserialize(sketch).get_estimate())
 
 
 # --- I/O ---------------------------------------------------------------------------------------------------------
@@ -149,7 +156,7 @@ class HBaseUnavailable(RuntimeError):
     """HBase (its Thrift gateway) did not answer within the retry budget."""
 
 
-def with_connection(pool, action, attempts: int = 3):
+def with_connection(pool: Pool, action: Callable[[Connection], T], attempts: int = 3) -> T:
     """``action(connection)`` with a pooled connection, retried on a fresh one when the Thrift server has closed
     the pooled socket (it drops idle connections); happybase replaces a connection that raised."""
     from thriftpy2.thrift import TException
@@ -162,20 +169,21 @@ def with_connection(pool, action, attempts: int = 3):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
-def connection_pool(host: str, port: int, size: int = 2):
+def connection_pool(host: str, port: int, size: int = 2) -> Pool:
     import happybase
 
     return happybase.ConnectionPool(size, host=host, port=port, timeout=30000, autoconnect=True)
 
 
-def pool_for(settings, size: int = 2):
+def pool_for(settings: Settings, size: int = 2) -> Pool:
     """A pool to the Thrift gateway that ``settings`` (a ``model.config.Settings``) names."""
     return connection_pool(settings.host_of("thrift_port"), settings.thrift_port, size=size)
 
 
-def ping(pool) -> None:
+def ping(pool: Pool) -> None:
     """Raises unless HBase answers a table listing."""
     with_connection(pool, lambda conn: conn.tables(), attempts=1)
 
@@ -193,17 +201,17 @@ def check_gateway(host: str, port: int, timeout_ms: int = 5000) -> None:
 
 
 def ensure_table(
-    pool,
+    pool: Pool,
     name: str,
     max_versions: int = 1,
     ttl_seconds: int | None = None,
-    extra_families: Mapping[str, dict] | None = None,
+    extra_families: Mapping[str, dict[str, object]] | None = None,
 ) -> None:
     family: dict[str, object] = {"max_versions": max_versions}
     if ttl_seconds:
         family["time_to_live"] = ttl_seconds
 
-    def create(conn) -> None:
+    def create(conn: Connection) -> None:
         if name.encode() in conn.tables():
             return
         try:
@@ -215,14 +223,20 @@ def ensure_table(
     with_connection(pool, create)
 
 
-def ensure_batch_table(pool, name: str, versions_kept: int) -> None:
+def ensure_batch_table(pool: Pool, name: str, versions_kept: int) -> None:
     ensure_table(pool, name, max_versions=versions_kept, extra_families={PUBLISH_FAMILY: {"max_versions": 1}})
 
 
 class ViewWriter:
     """Writes mutations through Thrift, retrying a dead gateway with backoff for up to ``retry_seconds``."""
 
-    def __init__(self, pool, table: str, retry_seconds: float = 180.0, on_attempt=None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        table: str,
+        retry_seconds: float = 180.0,
+        on_attempt: Callable[[float, Exception | None], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.table = table
         self.retry_seconds = retry_seconds
@@ -263,12 +277,12 @@ class ViewWriter:
 
 
 def read_view(
-    pool, table: str, view: View, key: str, from_ms: int, to_ms: int, version: int | None = None
+    pool: Pool, table: str, view: View, key: str, from_ms: int, to_ms: int, version: int | None = None
 ) -> list[WindowValue]:
     """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first; with ``version``, the
     cells written at that version (or the newest before it)."""
     start, stop = window_bound(view.name, key, from_ms), window_bound(view.name, key, to_ms)
-    kwargs = {} if version is None else {"timestamp": version + 1}
+    kwargs: dict[str, int] = {} if version is None else {"timestamp": version + 1}
     return with_connection(
         pool,
         lambda conn: [
@@ -278,10 +292,10 @@ def read_view(
     )
 
 
-def delete_windows(pool, table: str, view: str, keys, from_ms: int, to_ms: int) -> int:
+def delete_windows(pool: Pool, table: str, view: str, keys: Iterable[str], from_ms: int, to_ms: int) -> int:
     """Delete the rows of ``view`` for ``keys`` whose window starts in [from_ms, to_ms); returns how many."""
 
-    def delete(conn) -> int:
+    def delete(conn: Connection) -> int:
         handle, deleted = conn.table(table), 0
         for key in keys:
             rows = [
@@ -304,10 +318,10 @@ def delete_windows(pool, table: str, view: str, keys, from_ms: int, to_ms: int) 
 # --- the publication row of the batch table ------------------------------------------------------------------------
 
 
-def read_publications(pool, table: str) -> dict[str, bytes]:
+def read_publications(pool: Pool, table: str) -> dict[str, bytes]:
     """Hour label → the raw publication entry of that hour (empty while the table does not exist)."""
 
-    def read(conn) -> dict[str, bytes]:
+    def read(conn: Connection) -> dict[str, bytes]:
         if table.encode() not in conn.tables():
             return {}
         row = conn.table(table).row(PUBLISH_ROW, columns=[PUBLISH_FAMILY.encode()])
@@ -316,7 +330,7 @@ def read_publications(pool, table: str) -> dict[str, bytes]:
     return with_connection(pool, read)
 
 
-def write_publication(pool, table: str, hour_label: str, entry: bytes) -> None:
+def write_publication(pool: Pool, table: str, hour_label: str, entry: bytes) -> None:
     """One put of one hour's entry: HBase applies it atomically."""
     with_connection(
         pool, lambda conn: conn.table(table).put(PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label}".encode(): entry})

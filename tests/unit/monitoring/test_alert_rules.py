@@ -2,12 +2,12 @@
 config, Alertmanager's config and routing (amtool), and the runbook every alert points to. No service runs here."""
 
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
+from tests.tools import installed
 from twinlayer.localstack.services import MONITORING, render
 from twinlayer.model.config import PROJECT_ROOT, Settings
 
@@ -15,12 +15,11 @@ RULES = sorted((MONITORING / "prometheus" / "rules").glob("*.yml"))
 ALERTMANAGER = MONITORING / "alertmanager" / "alertmanager.yml"
 RUNBOOK = PROJECT_ROOT / "docs" / "runbook.md"
 
-promtool = shutil.which("promtool") or "/usr/bin/promtool"
-amtool = shutil.which("amtool") or "/usr/bin/amtool"
+promtool, amtool = "promtool", "amtool"
 
 
-def run(*args):
-    result = subprocess.run([*args], capture_output=True, text=True, timeout=120)
+def run(tool, *args):
+    result = subprocess.run([installed(tool), *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 

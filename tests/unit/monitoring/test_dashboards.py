@@ -6,12 +6,12 @@ Whether every panel returns data is checked against the live Prometheus by the i
 import ast
 import copy
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
+from tests.tools import installed
 from twinlayer.localstack import dashboards
 from twinlayer.localstack.dashboards import (
     check_dashboard,
@@ -67,7 +67,6 @@ GRAFANA_UNITS = {
     "decbytes",
 }
 
-promtool = shutil.which("promtool") or "/usr/bin/promtool"
 DASHBOARDS = dashboards.load_dashboards()
 
 
@@ -260,7 +259,9 @@ def test_every_expression_is_valid_promql(tmp_path):
     }
     path = tmp_path / "dashboards.rules.yml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [installed("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and f"SUCCESS: {len(queries)} rules found" in result.stdout, (
         result.stdout + result.stderr
     )
@@ -285,7 +286,9 @@ def test_promtool_check_catches_a_bad_expression(tmp_path):
             }
         )
     )
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [installed("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
 
 
