@@ -48,11 +48,12 @@ def read_topic(bootstrap: str, topic: str) -> list[Record]:
 
 def refusal(record: Record, ads: dict[str, str]) -> str | None:
     """Why the speed layer must refuse this record, or None; same order of checks as documented in transforms."""
-    if len(record.payload) > ev.MAX_PAYLOAD_BYTES:
+    payload = record.payload or b""  # a null value (a tombstone) is no JSON
+    if len(payload) > ev.MAX_PAYLOAD_BYTES:
         return ev.REASON_TOO_LARGE
     try:
-        data = json.loads(record.payload)
-    except ValueError:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):  # nested deeper than any parser takes
         return ev.REASON_MALFORMED
     if not isinstance(data, dict):
         return ev.REASON_NOT_OBJECT

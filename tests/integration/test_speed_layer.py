@@ -5,22 +5,26 @@ exactly once; every refused record must be in the dead-letter topic with its rea
 restart on the checkpoints must change none of that, and leave one version per cell.
 """
 
-import json
 import threading
 import time
 
-import happybase
 import pytest
 
 from tests import truth
+from tests.speed_checks import (
+    LATE_BY_MS,
+    assert_archive_exact,
+    assert_cells_match,
+    assert_dead_letters,
+    expected_speed_cells,
+    produce_warmup,
+    speed_cells,
+    wait_until_drained,
+)
 from twinlayer.localstack.generator import Workload, produce
-from twinlayer.model.views import by_name
-from twinlayer.storage.archive import read as read_archive
-from twinlayer.storage.hbase import decode_row, parse_row_key, sketch_estimate
 
 pytestmark = pytest.mark.integration
 
-LATE_BY_MS = 120_000  # far behind a 10 s watermark
 WORKLOAD = {
     "rate": 4000,
     "count": 24_000,
@@ -30,77 +34,6 @@ WORKLOAD = {
     "malformed_fraction": 0.03,
     "seed": 7,
 }
-
-
-def produce_warmup(settings, run):
-    """On-time events first, so the watermark exists before the first planted late event arrives."""
-    produce(settings.kafka_bootstrap, run.topic, Workload(rate=2000, count=2000, seed=1))
-    run.wait_until(lambda m: run.processed("views") >= 2000, 120, "the warm-up to be processed")
-    time.sleep(1)
-
-
-def wait_until_drained(run, total):
-    run.wait_until(
-        lambda m: all(run.processed(q) >= total for q in ("views", "ingest")),
-        240,
-        f"both queries to process {total} records",
-    )
-
-
-def speed_cells(settings, table):
-    conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
-    try:
-        views = by_name()
-        cells, versions = {}, {}
-        for row, data in conn.table(table).scan():
-            view_name, key, start = parse_row_key(row)
-            cells[(view_name, key, start)] = decode_row(views[view_name], row, data).measures
-            for column in data:
-                versions[(row, column)] = len(conn.table(table).cells(row, column, versions=10))
-        return cells, versions
-    finally:
-        conn.close()
-
-
-def expected_speed_cells(records):
-    classified = truth.classify(records)
-    on_time = [
-        event for record, event in classified.valid if event["event_time"] >= record.timestamp_ms - LATE_BY_MS / 2
-    ]
-    return classified, truth.view_cells(truth.dedupe_first(on_time))
-
-
-def assert_cells_match(stored, expected):
-    assert stored.keys() == expected.keys(), (
-        f"missing {sorted(expected.keys() - stored.keys())[:5]}, "
-        f"unexpected {sorted(stored.keys() - expected.keys())[:5]}"
-    )
-    for cell, want in expected.items():
-        got = dict(stored[cell])
-        users = got.pop("users", None)
-        wanted = dict(want)
-        want_users = wanted.pop("users", None)
-        assert got == wanted, cell
-        if want_users is not None:
-            assert abs(sketch_estimate(users) - want_users) <= max(1.0, 0.03 * want_users), cell
-
-
-def assert_archive_exact(spark, run, classified):
-    archived = read_archive(spark, run.archive_dir)
-    coordinates = [
-        (r.kafka_partition, r.kafka_offset) for r in archived.select("kafka_partition", "kafka_offset").collect()
-    ]
-    assert len(coordinates) == len(set(coordinates)), "an archived record appears twice"
-    assert set(coordinates) == {(record.partition, record.offset) for record, _ in classified.valid}
-
-
-def assert_dead_letters(settings, run, classified):
-    letters = {}
-    for record in truth.read_topic(settings.kafka_bootstrap, run.dlq_topic):
-        body = json.loads(record.payload)
-        letters[(body["partition"], body["offset"])] = body
-        assert record.payload and body["topic"] == run.topic
-    assert {c: b["reason"] for c, b in letters.items()} == classified.refused
 
 
 def test_speed_layer_matches_brute_force_truth(settings, spark, speed_layer):
@@ -152,7 +85,7 @@ def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, 
             "the restarted layer to catch up",
         )
         # lag 0 is measured against the offsets known when the last batch was planned: give each query one more
-        # trigger (ingest every 5 s) to take what arrived meanwhile
+        # trigger (ingest every 10 s) to take what arrived meanwhile
         time.sleep(12)
     finally:
         run.stop()

@@ -3,11 +3,13 @@
 Envelopes are built here (pure) and sent by the speed layer's driver after its ingest micro-batch set them aside
 (at least once: a replayed batch sends them again; the record key ``topic:partition:offset`` identifies a record).
 A payload is kept whole up to ``MAX_KEPT_BYTES``; a longer one is cut there and the envelope carries its original
-length and SHA-256, so no record — however large or strange — makes the envelope too large for Kafka.
+length and SHA-256, so no record — however large or strange — makes the envelope too large for Kafka. Bytes that are
+not UTF-8 cannot travel as JSON text: the envelope then also carries the kept bytes exactly, in base64.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 
@@ -15,20 +17,35 @@ MAX_KEPT_BYTES = 64 * 1024
 
 
 def envelope(
-    topic: str, reason: str, payload: str | None, partition: int, offset: int, kafka_timestamp_ms: int | None
+    topic: str,
+    reason: str,
+    payload: bytes | str | None,
+    partition: int,
+    offset: int,
+    kafka_timestamp_ms: int | None,
 ) -> tuple[bytes, bytes]:
-    """(record key, record value) of one dead letter."""
-    raw = (payload or "").encode("utf-8", errors="surrogateescape") if payload is not None else b""
+    """(record key, record value) of one dead letter; ``payload`` is the record's value as Kafka holds it (bytes),
+    or as text (undecodable bytes as surrogate escapes), or None for a null value."""
+    raw = payload.encode("utf-8", errors="surrogateescape") if isinstance(payload, str) else (payload or b"")
+    kept = raw[:MAX_KEPT_BYTES]
+    try:
+        text = kept.decode("utf-8")
+        exact = True
+    except UnicodeDecodeError as error:
+        # a cut inside the last character is no reason to doubt the rest
+        exact = error.start >= len(kept) - 3 and len(raw) > MAX_KEPT_BYTES
+        text = kept.decode("utf-8", errors="ignore" if exact else "replace")
     value: dict[str, object] = {
         "reason": reason,
-        "payload": payload,
+        "payload": None if payload is None else text,
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "kafka_timestamp_ms": kafka_timestamp_ms,
     }
+    if not exact:
+        value["payload_base64"] = base64.b64encode(kept).decode("ascii")
     if len(raw) > MAX_KEPT_BYTES:
-        value["payload"] = raw[:MAX_KEPT_BYTES].decode("utf-8", errors="ignore")
         value.update(payload_truncated=True, payload_bytes=len(raw), payload_sha256=hashlib.sha256(raw).hexdigest())
     key = f"{topic}:{partition}:{offset}".encode()
     return key, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", errors="replace")

@@ -23,6 +23,7 @@ import logging
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -94,7 +95,7 @@ class SpeedOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> SpeedOptions:
-        base: dict[str, object] = {
+        base: dict[str, Any] = {
             "topic": settings.events_topic,
             "dlq_topic": settings.dlq_topic,
             "table": settings.speed_table,
@@ -178,8 +179,10 @@ def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None
         import pyarrow as pa
 
         millis = table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())  # UTC, naive or not
+        raw = table.column("payload").cast(pa.binary())  # as Kafka held it: the bytes need not be UTF-8
         rows = (
-            table.select(["error", "payload", "kafka_partition", "kafka_offset"])
+            table.select(["error", "kafka_partition", "kafka_offset"])
+            .append_column("payload", raw)
             .append_column("kafka_timestamp_ms", millis)
             .to_pylist()
         )
@@ -219,6 +222,10 @@ def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ..
     return aggregate(deduped, views)
 
 
+def _collect(batch: DataFrame, _batch_id: int) -> None:
+    batch.collect()
+
+
 def _warm_up(
     spark: SparkSession, settings: Settings, options: SpeedOptions, mapping: DataFrame, views: tuple[View, ...]
 ) -> None:
@@ -229,18 +236,20 @@ def _warm_up(
             kafka_stream(spark, settings.kafka_bootstrap, warmup_topic(options.topic), offsets), mapping
         )
         epoch = archive.open_epoch(scratch / "archive", 1)
+
+        def scratch_archive(batch: DataFrame, batch_id: int) -> None:
+            archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused())
+
         return [
             _views_frame(parsed, options, views)
             .writeStream.queryName(f"{WARMUP_PREFIX}views")
             .outputMode("update")
-            .foreachBatch(lambda batch, _: batch.collect())
+            .foreachBatch(_collect)
             .option("checkpointLocation", str(scratch / "views"))
             .trigger(availableNow=True)
             .start(),
             parsed.writeStream.queryName(f"{WARMUP_PREFIX}ingest")
-            .foreachBatch(
-                lambda batch, batch_id: archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused())
-            )
+            .foreachBatch(scratch_archive)
             .option("checkpointLocation", str(scratch / "ingest"))
             .trigger(availableNow=True)
             .start(),
@@ -291,5 +300,5 @@ def start_speed_layer(
             query.stop()
         raise
     finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]  # None resets
     return queries

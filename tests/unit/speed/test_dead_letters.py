@@ -1,6 +1,7 @@
 """Dead-letter envelopes (pure): the record key names the source record, and no payload makes an envelope too
 large for Kafka — a long one is cut with its length and hash kept."""
 
+import base64
 import hashlib
 import json
 
@@ -35,3 +36,19 @@ def test_a_null_value_and_invalid_utf8_still_make_an_envelope():
     assert json.loads(value)["payload"] is None
     _, value = envelope("events", "malformed_json", "caf\udce9", 0, 2, None)  # an undecodable byte, as Spark keeps it
     assert json.loads(value)["offset"] == 2
+
+
+def test_bytes_that_are_not_utf8_travel_exactly_in_base64():
+    raw = b"\x80\x81\xc0\xc1" * 100
+    _, value = envelope("events", "malformed_json", raw, 0, 3, None)
+    body = json.loads(value)
+    assert base64.b64decode(body["payload_base64"]) == raw and "\ufffd" in body["payload"]
+    _, value = envelope("events", "malformed_json", b'{"ok": "caf\xc3\xa9"', 0, 4, None)
+    assert json.loads(value)["payload"] == '{"ok": "café"' and "payload_base64" not in json.loads(value)
+
+
+def test_a_cut_inside_the_last_character_keeps_the_text_without_base64():
+    raw = ("é" * MAX_KEPT_BYTES).encode()  # two bytes each: the bound falls inside one or between two
+    _, value = envelope("events", "payload_too_large", raw[: MAX_KEPT_BYTES + 1], 0, 5, None)
+    body = json.loads(value)
+    assert "payload_base64" not in body and set(body["payload"]) == {"é"} and body["payload_truncated"]

@@ -1,0 +1,85 @@
+"""Checks the speed-layer tests share: drive a real speed-layer job and compare what it stored with the truth."""
+
+import json
+import time
+
+import happybase
+
+from tests import truth
+from twinlayer.localstack.generator import Workload, produce
+from twinlayer.model.views import by_name
+from twinlayer.storage.archive import read as read_archive
+from twinlayer.storage.hbase import decode_row, parse_row_key, sketch_estimate
+
+LATE_BY_MS = 120_000  # far behind a 10 s watermark
+
+
+def produce_warmup(settings, run):
+    """On-time events first, so the watermark exists before the first planted late event arrives."""
+    produce(settings.kafka_bootstrap, run.topic, Workload(rate=2000, count=2000, seed=1))
+    run.wait_until(lambda m: run.processed("views") >= 2000, 120, "the warm-up to be processed")
+    time.sleep(1)
+
+
+def wait_until_drained(run, total):
+    run.wait_until(
+        lambda m: all(run.processed(q) >= total for q in ("views", "ingest")),
+        240,
+        f"both queries to process {total} records",
+    )
+
+
+def speed_cells(settings, table):
+    conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
+    try:
+        views = by_name()
+        cells, versions = {}, {}
+        for row, data in conn.table(table).scan():
+            view_name, key, start = parse_row_key(row)
+            cells[(view_name, key, start)] = decode_row(views[view_name], row, data).measures
+            for column in data:
+                versions[(row, column)] = len(conn.table(table).cells(row, column, versions=10))
+        return cells, versions
+    finally:
+        conn.close()
+
+
+def expected_speed_cells(records):
+    classified = truth.classify(records)
+    on_time = [
+        event for record, event in classified.valid if event["event_time"] >= record.timestamp_ms - LATE_BY_MS / 2
+    ]
+    return classified, truth.view_cells(truth.dedupe_first(on_time))
+
+
+def assert_cells_match(stored, expected):
+    assert stored.keys() == expected.keys(), (
+        f"missing {sorted(expected.keys() - stored.keys())[:5]}, "
+        f"unexpected {sorted(stored.keys() - expected.keys())[:5]}"
+    )
+    for cell, want in expected.items():
+        got = dict(stored[cell])
+        users = got.pop("users", None)
+        wanted = dict(want)
+        want_users = wanted.pop("users", None)
+        assert got == wanted, cell
+        if want_users is not None:
+            assert abs(sketch_estimate(users) - want_users) <= max(1.0, 0.03 * want_users), cell
+
+
+def assert_archive_exact(spark, run, classified):
+    archived = read_archive(spark, run.archive_dir)
+    coordinates = [
+        (r.kafka_partition, r.kafka_offset) for r in archived.select("kafka_partition", "kafka_offset").collect()
+    ]
+    assert len(coordinates) == len(set(coordinates)), "an archived record appears twice"
+    assert set(coordinates) == {(record.partition, record.offset) for record, _ in classified.valid}
+
+
+def assert_dead_letters(settings, run, classified):
+    letters = {}
+    for record in truth.read_topic(settings.kafka_bootstrap, run.dlq_topic):
+        body = json.loads(record.payload)
+        letters[(body["partition"], body["offset"])] = body
+        assert record.payload and body["topic"] == run.topic
+    assert {c: b["reason"] for c, b in letters.items()} == classified.refused
