@@ -13,16 +13,8 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
+from tests import speed_checks as checks
 from tests import truth
-from tests.speed_checks import (
-    assert_archive_exact,
-    assert_cells_match,
-    assert_dead_letters,
-    expected_speed_cells,
-    produce_warmup,
-    speed_cells,
-    wait_until_drained,
-)
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model import events as ev
 from twinlayer.speed.dead_letters import MAX_KEPT_BYTES
@@ -71,12 +63,12 @@ def test_poison_records_reach_the_dead_letter_topic_and_the_job_goes_on(settings
     run = speed_layer().start()
     try:
         pid = run.process.pid
-        produce_warmup(settings, run)
+        checks.produce_warmup(settings, run)
         sent = poison()
         send_raw(settings.kafka_bootstrap, run.topic, sent.values())
         produce(settings.kafka_bootstrap, run.topic, Workload(rate=4000, count=8000, malformed_fraction=0.05, seed=3))
         records = truth.read_topic(settings.kafka_bootstrap, run.topic)
-        wait_until_drained(run, len(records))
+        checks.wait_until_drained(run, len(records))
         time.sleep(2)  # a crash right after the last batch would show here
         assert run.process.poll() is None and run.process.pid == pid, run.log_tail()
         active = run.metrics()
@@ -84,7 +76,7 @@ def test_poison_records_reach_the_dead_letter_topic_and_the_job_goes_on(settings
     finally:
         run.stop()
 
-    classified, expected = expected_speed_cells(records)
+    classified, expected = checks.expected_speed_cells(records)
     poison_reasons = {
         name: classified.refused.get((r.partition, r.offset))
         for name, value in sent.items()
@@ -95,10 +87,10 @@ def test_poison_records_reach_the_dead_letter_topic_and_the_job_goes_on(settings
     assert poison_reasons["null value"] == ev.REASON_MALFORMED
     assert poison_reasons["escape-heavy valid event"] is None  # valid: counted and archived
 
-    stored, _ = speed_cells(settings, run.table)
-    assert_cells_match(stored, expected)
-    assert_archive_exact(spark, run, classified)
-    assert_dead_letters(settings, run, classified)
+    stored, _ = checks.speed_cells(settings, run.table)
+    checks.assert_cells_match(stored, expected)
+    checks.assert_archive_exact(spark, run, classified)
+    checks.assert_dead_letters(settings, run, classified)
 
     letters = [json.loads(r.payload) for r in truth.read_topic(settings.kafka_bootstrap, run.dlq_topic)]
     for name in ("control bytes, 300 KB", "escape-heavy JSON, 900 KB"):
