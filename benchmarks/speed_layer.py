@@ -43,7 +43,7 @@ from twinlayer.model import events as ev
 from twinlayer.model.config import PROJECT_ROOT, load_settings
 from twinlayer.ops.probes import check_speed_layer
 from twinlayer.speed import QUERIES
-from twinlayer.storage.kafka import ensure_topics
+from twinlayer.storage.kafka import end_offsets, ensure_topics
 
 SETTINGS = load_settings()
 RESULTS = SETTINGS.state_dir / "bench" / "speed.jsonl"
@@ -109,17 +109,6 @@ def kafka_lag(query: str) -> float:
     return sum(values) if values else float("nan")
 
 
-def end_offsets(topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": SETTINGS.kafka_bootstrap, "group.id": "twinlayer-bench"})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
-    finally:
-        consumer.close()
-
-
 def spark_drain_rate(starting: dict[int, int], events: int, parse: bool) -> float:
     from twinlayer.runtime.spark import build_session
     from twinlayer.speed.parse import campaign_mapping, parse_events
@@ -155,7 +144,7 @@ def throughput(args) -> None:
     stack = healthy_stack()
     stack.stop("speed-layer")
     try:
-        starting = end_offsets(SETTINGS.events_topic)
+        starting = end_offsets(SETTINGS.kafka_bootstrap, SETTINGS.events_topic)
         loaded = produce(SETTINGS.kafka_bootstrap, SETTINGS.events_topic, Workload(rate=0, count=args.events, seed=5))
         print(f"preloaded {loaded['sent']:,} events at {loaded['events_per_second']:,.0f}/s", flush=True)
         ceiling = spark_drain_rate(starting, args.events, parse=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 from pyspark.sql.streaming import StreamingQuery
 
 from twinlayer.model import events as ev
-from twinlayer.storage.kafka import ensure_topics
+from twinlayer.storage.kafka import end_offsets, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,9 @@ def payloads(count: int, now_ms: int, seed: int = 0) -> list[bytes]:
 
 def _send(bootstrap: str, topic: str, partitions: int, records: list[bytes]) -> dict[int, int]:
     """Write ``records`` to ``topic``; returns each partition's first offset of them (Spark's startingOffsets)."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Producer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-warmup"})
-    try:
-        starting = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)
-        }
-    finally:
-        consumer.close()
+    starting = end_offsets(bootstrap, topic, partitions)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for index, record in enumerate(records):
         producer.produce(topic, record, partition=index % partitions)

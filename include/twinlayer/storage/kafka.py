@@ -1,4 +1,4 @@
-"""The event log: creating the Kafka topics the speed layer reads and writes."""
+"""The event log: creating the Kafka topics the speed layer reads and writes, and where each partition ends."""
 
 from __future__ import annotations
 
@@ -21,3 +21,16 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
                     raise RuntimeError(f"could not create Kafka topics {[t.name for t in missing]}: {exc}") from exc
     finally:
         admin.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int | None = None) -> dict[int, int]:
+    """Partition → the offset the next record written there will get (the high watermark). Name ``partitions``
+    for a topic just created: its metadata may not list them yet, while each offset lookup waits for its leader."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-offsets"})
+    try:
+        ids = range(partitions) if partitions else consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]) for p in ids}
+    finally:
+        consumer.close()
