@@ -152,20 +152,37 @@ def throughput(args) -> None:
         record("kafka_parse_noop_events_per_second", spark_drain_rate(starting, args.events, parse=True), "events/s")
     finally:
         stack.start("speed-layer")
-    active = wait(lambda: check_speed_layer(SETTINGS) is None, 240, "the speed layer's queries")
-    # what each query had read when its probe passed (its first micro-batches may already hold part of the backlog,
-    # and what an earlier run left unprocessed is in it too): each rate counts the rows read after that moment
-    before = {query: speed_metric("twinlayer_speed_input_rows_total", query) for query in QUERIES}
+    wait(lambda: check_speed_layer(SETTINGS) is None, 240, "the speed layer's queries")
+    # each query's clock starts at its first micro-batch boundary after its probe passed: what it had read by then
+    # (first batches may hold part of the backlog, and what an earlier run left) is not counted, nor is a batch
+    # counted without all of its time
+    at_probe = {query: speed_metric("twinlayer_speed_input_rows_total", query) for query in QUERIES}
+    clock: dict[str, tuple[float, float]] = {}
+
+    def boundary() -> bool:
+        for query in QUERIES:
+            rows = speed_metric("twinlayer_speed_input_rows_total", query)
+            if query not in clock and (rows != at_probe[query] or kafka_lag(query) == 0):
+                clock[query] = (rows, time.monotonic())
+        return len(clock) == len(QUERIES)
+
+    wait(boundary, 600, "a micro-batch boundary of each query", poll=0.05)
     done: dict[str, tuple[float, float]] = {}
 
     def drained() -> bool:
         for query in QUERIES:
-            rows = speed_metric("twinlayer_speed_input_rows_total", query)
-            if query not in done and rows > before[query] and kafka_lag(query) == 0:
-                done[query] = (rows - before[query], time.monotonic() - active)
+            if query not in done and kafka_lag(query) == 0:
+                rows, started = clock[query]
+                done[query] = (
+                    speed_metric("twinlayer_speed_input_rows_total", query) - rows,
+                    time.monotonic() - started,
+                )
         return len(done) == len(QUERIES)
 
     wait(drained, 1800, "the speed layer to drain the preloaded events")
+    early = [query for query, (rows, _) in done.items() if rows <= 0]
+    if early:
+        raise SystemExit(f"{', '.join(early)} drained the backlog before a rate could be measured: use more --events")
     rates = {query: rows / seconds for query, (rows, seconds) in done.items()}
     for query, rate in rates.items():
         record(

@@ -62,7 +62,7 @@ def wait_for(action, what: str, timeout: float = 180.0) -> None:
         try:
             action()
             return
-        except Exception as exc:
+        except Exception as exc:  # any failure means "not there yet" until the deadline
             if time.monotonic() > deadline:
                 raise SystemExit(f"speed layer: {what} did not answer within {timeout:.0f}s: {exc}") from exc
             log.info("waiting for %s: %s", what, exc)

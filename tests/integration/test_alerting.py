@@ -83,5 +83,5 @@ def _answers(settings) -> bool:
     try:
         check_speed_layer(settings)
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 — still starting
         return False

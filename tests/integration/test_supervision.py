@@ -51,7 +51,7 @@ def test_killed_jvm_service_is_restarted_by_the_supervisor(stack):
 
                 check_hbase(stack.settings)
                 break
-            except Exception:
+            except Exception:  # noqa: BLE001 — still starting
                 pass
         time.sleep(1)
     else:
@@ -90,7 +90,7 @@ def test_watchdog_restarts_a_stalled_speed_layer(stack, settings):
         try:
             check_speed_layer(settings)
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 — still starting
             assert time.monotonic() < deadline, "the restarted speed layer did not come back"
             time.sleep(2)
     assert check_and_heal(settings, restart=lambda: stack.restart_supervised("speed-layer")) == {

@@ -238,7 +238,7 @@ class Stack:
                     if state != "RUNNING":
                         raise StackError(f"process is {state}")
                     svc.check(self.settings)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 — any failure of a probe means "not yet"
                     last_error[name] = f"{type(exc).__name__}: {exc}"
                     if time.monotonic() > deadline[name] or state == "FATAL":
                         raise StackError(self._failure(name, last_error[name])) from None
@@ -274,7 +274,7 @@ class Stack:
                 continue
             try:
                 svc.check(self.settings)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 rows.append((svc.name, "down", f"pid {proc['pid']} runs but does not answer: {exc}"))
             else:
                 rows.append((svc.name, "up", proc["description"]))

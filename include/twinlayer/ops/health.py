@@ -17,7 +17,7 @@ def probe_all(settings: Settings) -> dict[str, str | None]:
     for name, check in PROBES.items():
         try:
             check(settings)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — a probe failure of any kind is the answer
             results[name] = f"{type(exc).__name__}: {exc}"
         else:
             results[name] = None

@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         try:
             hbase_store.ping(server.pool)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise HTTPException(503, f"HBase does not answer: {exc}") from None
         return {"status": "ok"}
 

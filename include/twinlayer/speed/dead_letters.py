@@ -32,8 +32,8 @@ def envelope(
         text = kept.decode("utf-8")
         exact = True
     except UnicodeDecodeError as error:
-        # a cut inside the last character is no reason to doubt the rest
-        exact = error.start >= len(kept) - 3 and len(raw) > MAX_KEPT_BYTES
+        # a cut inside the last character (a valid start, its end cut off) is no reason to doubt the rest
+        exact = len(raw) > MAX_KEPT_BYTES and error.reason == "unexpected end of data"
         text = kept.decode("utf-8", errors="ignore" if exact else "replace")
     value: dict[str, object] = {
         "reason": reason,

@@ -18,10 +18,11 @@ the gateway dropped.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, SupportsInt, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from twinlayer.model.views import VIEWS, View, by_name, exact_slot_name, slot_name
 
@@ -83,9 +84,11 @@ def parse_row_key(row: bytes) -> tuple[str, str, int]:
 def encode_value(value: object) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    if isinstance(value, bool) or not isinstance(value, SupportsInt):
-        raise TypeError(f"cannot store {value!r} as a measure")
-    return repr(value).encode() if isinstance(value, float) else str(int(value)).encode()
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
+        return str(int(value)).encode()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return repr(float(value)).encode()
+    raise TypeError(f"cannot store {value!r} as a measure")
 
 
 def decode_value(raw: bytes, kind: str) -> object:
@@ -161,6 +164,8 @@ def with_connection(pool: Pool, action: Callable[[Connection], T], attempts: int
     the pooled socket (it drops idle connections); happybase replaces a connection that raised."""
     from thriftpy2.thrift import TException
 
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
     for attempt in range(attempts):
         try:
             with pool.connection() as conn:
@@ -216,7 +221,7 @@ def ensure_table(
             return
         try:
             conn.create_table(name, {FAMILY.decode(): family, **(extra_families or {})})
-        except Exception as exc:
+        except Exception as exc:  # created concurrently by another process is fine
             if name.encode() not in conn.tables():
                 raise HBaseUnavailable(f"could not create HBase table {name}: {exc}") from exc
 
@@ -251,7 +256,7 @@ class ViewWriter:
             started = time.monotonic()
             try:
                 self._write_once(mutations)
-            except Exception as exc:
+            except Exception as exc:  # Thrift and socket errors alike; the batch is replayed whole
                 self.on_attempt(time.monotonic() - started, exc)
                 if time.monotonic() + delay > deadline:
                     raise HBaseUnavailable(

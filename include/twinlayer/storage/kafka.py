@@ -16,7 +16,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
         if missing:
             try:
                 admin.create_topics(missing)
-            except Exception as exc:
+            except Exception as exc:  # a concurrent creator wins; anything else re-raises below
                 if not {t.name for t in missing} <= set(admin.list_topics()):
                     raise RuntimeError(f"could not create Kafka topics {[t.name for t in missing]}: {exc}") from exc
     finally:

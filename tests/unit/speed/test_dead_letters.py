@@ -48,7 +48,15 @@ def test_bytes_that_are_not_utf8_travel_exactly_in_base64():
 
 
 def test_a_cut_inside_the_last_character_keeps_the_text_without_base64():
-    raw = ("é" * MAX_KEPT_BYTES).encode()  # two bytes each: the bound falls inside one or between two
-    _, value = envelope("events", "payload_too_large", raw[: MAX_KEPT_BYTES + 1], 0, 5, None)
+    raw = b"a" + ("é" * MAX_KEPT_BYTES).encode()  # two bytes each, one byte in front: the bound cuts an "é" in two
+    _, value = envelope("events", "payload_too_large", raw, 0, 5, None)
     body = json.loads(value)
-    assert "payload_base64" not in body and set(body["payload"]) == {"é"} and body["payload_truncated"]
+    assert "payload_base64" not in body and body["payload_truncated"]
+    assert body["payload"] == "a" + "é" * ((MAX_KEPT_BYTES - 1) // 2)
+
+
+def test_an_invalid_byte_at_the_cut_still_travels_in_base64():
+    raw = b"a" * (MAX_KEPT_BYTES - 1) + b"\xff" + b"zzzz"
+    _, value = envelope("events", "payload_too_large", raw, 0, 6, None)
+    body = json.loads(value)
+    assert base64.b64decode(body["payload_base64"]) == raw[:MAX_KEPT_BYTES] and body["payload_bytes"] == len(raw)
