@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ SESSION_CONF = {
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
     # the views' HLL sketches aggregate in an object hash map that would fall back to sorting every row past 128
     # groups per task; a micro-batch has a few thousand groups (views x keys x windows): 1M events went 27k -> 32k/s
     "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1000000",
@@ -83,6 +85,7 @@ class SpeedOptions:
     watermark: str = "30 seconds"
     views_trigger: str = "500 milliseconds"
     ingest_trigger: str = "10 seconds"
+    quiet_window_seconds: float = 10.0
     # A backlog (a start, a catch-up) is taken in bounded micro-batches: on two cores a stateful micro-batch costs
     # about a second whatever its size, so the bound trades a few seconds per batch for the rate of a catch-up.
     # Live traffic makes far smaller batches (one trigger's worth).
@@ -201,10 +204,20 @@ def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None
             metrics.dead_letters(Counter(r["error"] for r in rows))
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
+        time.sleep(away_from_window_ends(time.time(), options.quiet_window_seconds))
         archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused(), on_set_aside=send_refused)
 
     return write_batch
 
+
+def away_from_window_ends(now: float, window_seconds: float) -> float:
+    """Seconds to wait, in the first half of a window, until its middle (none in the second half).
+
+    Spark fires a processing-time trigger on multiples of its interval, which are the views' window ends: the
+    ingest query's batch (a core for seconds) would otherwise run beside exactly the views batch that completes a
+    window, and that batch's time is the freshness of every window. A batch that starts late (a catch-up) goes at
+    once."""
+    return max(window_seconds / 2 - now % window_seconds, 0.0)
 
 def _refused():
     return F.col("error").isNotNull()
@@ -217,7 +230,9 @@ def _archived(batch: DataFrame) -> DataFrame:
 
 def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
     deduped = (
-        valid_events(parsed).withWatermark("event_time", options.watermark).dropDuplicatesWithinWatermark(["event_id"])
+        valid_events(parsed)
+        .withWatermark("event_time", options.watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
     )
     return aggregate(deduped, views)
 

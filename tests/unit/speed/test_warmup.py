@@ -2,7 +2,6 @@
 records), so the plans compiled during the warm-up are the ones live traffic runs; and its queries stay out of the
 speed layer's metrics. Local Spark, no services."""
 
-import json
 import time
 
 from prometheus_client import generate_latest
@@ -34,23 +33,20 @@ def test_warmup_records_parse_as_live_traffic_does(spark):
     assert warmup_topic("events") == "events-warmup"
 
 
-class _Event:
-    def __init__(self, name, progress=None):
-        self.id, self.name = f"id-{name}", name
-        if progress is not None:
-            self.progress = type("P", (), {"json": json.dumps(progress)})()
+def _event(name):
+    return {"id": f"id-{name}", "runId": "run", "name": name}
 
 
 def test_warmup_queries_leave_the_speed_layer_metrics_alone():
     metrics = SpeedMetrics()
     listener = ProgressListener(metrics)
     name = f"{WARMUP_PREFIX}views"
-    listener.onQueryStarted(_Event(name))
+    listener.onQueryStarted(_event(name))
     listener.onQueryProgress(
-        _Event(name, {"name": name, "batchId": 0, "numInputRows": 4000, "durationMs": {"triggerExecution": 9000}})
+        {"name": name, "batchId": 0, "numInputRows": 4000, "durationMs": {"triggerExecution": 9000}}
     )
-    listener.onQueryTerminated(_Event(name))
-    listener.onQueryStarted(_Event("views"))
+    listener.onQueryTerminated(_event(name))
+    listener.onQueryStarted(_event("views"))
     text = generate_latest(metrics.registry).decode()
     assert WARMUP_PREFIX not in text
     assert 'twinlayer_speed_query_active{query="views"} 1.0' in text
