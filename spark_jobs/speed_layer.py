@@ -15,12 +15,14 @@ from pathlib import Path
 
 from twinlayer.model.config import load_settings
 from twinlayer.runtime.spark import build_session
+from twinlayer.speed import NEEDS_OPERATOR
 from twinlayer.speed.metrics import ProgressListener, SpeedMetrics, serve
 from twinlayer.speed.stream import (
     QUERIES,
     SESSION_CONF,
     CheckpointMissing,
     SpeedOptions,
+    incompatible_state,
     start_speed_layer,
 )
 from twinlayer.storage import hbase as hbase_store
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         queries = start_speed_layer(spark, settings, options, metrics)
     except CheckpointMissing as exc:
         log.error("%s", exc)
-        return 3
+        return NEEDS_OPERATOR
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     log.info("speed layer running: queries %s, archive %s", ", ".join(QUERIES), options.archive_dir)
@@ -117,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             for query in queries:
                 if not query.isActive:
                     error = query.exception()
+                    advice = incompatible_state(error, options.checkpoint_dir / query.name)
+                    if advice:
+                        log.error("%s", advice)
+                        return NEEDS_OPERATOR
                     log.error("query %s stopped: %s", query.name, error)
                     return 1
             time.sleep(1)

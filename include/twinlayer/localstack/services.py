@@ -35,6 +35,7 @@ from twinlayer.ops.probes import (
     check_speed_layer,
 )
 from twinlayer.runtime.spark import spark_home
+from twinlayer.speed import NEEDS_OPERATOR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MONITORING = PROJECT_ROOT / "monitoring"
@@ -79,6 +80,9 @@ class Service:
     priority: int = 100
     user: str | None = None  # the system user supervisord runs it as (default: the stack's own)
     stop_signal: str = "TERM"
+    # exit codes that mean "a person must act" (the process said why in its log): supervisord leaves it stopped
+    # instead of restarting it into the same refusal
+    final_exit_codes: tuple[int, ...] = ()
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -299,6 +303,7 @@ def services(settings: Settings) -> list[Service]:
             {"PYTHONPATH": str(PROJECT_ROOT / "include")},
             240,
             60,
+            final_exit_codes=(NEEDS_OPERATOR,),
         ),
         Service(
             "serving",
@@ -399,7 +404,11 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
             f"directory={settings.state_dir}",
             f"priority={svc.priority}",
             "autostart=false",
-            "autorestart=true",
+            *(
+                ["autorestart=unexpected", f"exitcodes={','.join(map(str, (0, *svc.final_exit_codes)))}"]
+                if svc.final_exit_codes
+                else ["autorestart=true"]
+            ),
             "startsecs=3",
             "startretries=5",
             "stopasgroup=true",

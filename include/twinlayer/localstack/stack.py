@@ -240,7 +240,7 @@ class Stack:
                     svc.check(self.settings)
                 except Exception as exc:  # noqa: BLE001 — any failure of a probe means "not yet"
                     last_error[name] = f"{type(exc).__name__}: {exc}"
-                    if time.monotonic() > deadline[name] or state == "FATAL":
+                    if time.monotonic() > deadline[name] or state in ("FATAL", "EXITED"):
                         raise StackError(self._failure(name, last_error[name])) from None
                 else:
                     del pending[name]

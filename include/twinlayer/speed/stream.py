@@ -71,6 +71,34 @@ SESSION_CONF = {
 }
 
 
+# Spark's conditions for a checkpoint whose state another shape of query wrote (a view, a measure, the dedupe or the
+# shuffle width changed since)
+INCOMPATIBLE_STATE = (
+    "STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA",
+    "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE",
+    "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
+    "STATE_STORE_KEY_ROW_FORMAT_VALIDATION_FAILURE",
+    "STATE_STORE_VALUE_ROW_FORMAT_VALIDATION_FAILURE",
+    "STREAMING_STATEFUL_OPERATOR_MISSING_STATE_DIRECTORY",
+)
+
+
+def incompatible_state(error: BaseException | str | None, checkpoint: Path) -> str | None:
+    """What to tell the operator when ``error`` says a query's checkpoint holds state of another shape, else None."""
+    text = str(error or "")
+    condition = next((name for name in INCOMPATIBLE_STATE if name in text), None)
+    if condition is None:
+        return None
+    query = checkpoint.name
+    return (
+        f"the {query} query cannot continue from its checkpoint {checkpoint}: Spark says {condition}, the state "
+        "there was written by another definition of the views or of their dedupe. The archive, its checkpoint and "
+        "the dead letters are not affected. Either run the code that wrote that checkpoint, or move the folder "
+        f"aside: the {query} query then rebuilds its windows from the oldest record Kafka still holds, rewriting "
+        "the same cells in place."
+    )
+
+
 class CheckpointMissing(RuntimeError):
     """The archive exists but the speed layer's checkpoints do not: refusing to guess where to restart."""
 
@@ -219,6 +247,7 @@ def away_from_window_ends(now: float, window_seconds: float) -> float:
     once."""
     return max(window_seconds / 2 - now % window_seconds, 0.0)
 
+
 def _refused():
     return F.col("error").isNotNull()
 
@@ -230,9 +259,7 @@ def _archived(batch: DataFrame) -> DataFrame:
 
 def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
     deduped = (
-        valid_events(parsed)
-        .withWatermark("event_time", options.watermark)
-        .dropDuplicatesWithinWatermark(["event_id"])
+        valid_events(parsed).withWatermark("event_time", options.watermark).dropDuplicatesWithinWatermark(["event_id"])
     )
     return aggregate(deduped, views)
 

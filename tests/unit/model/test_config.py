@@ -41,6 +41,14 @@ def test_supervisord_programs_restart_and_stop_their_whole_group(tmp_path):
     assert dict_of_key_value_pairs(line.removeprefix("environment=")) == env
 
 
+def test_a_refusal_that_needs_a_person_is_not_restarted_into_a_loop(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    conf = supervisord_conf(settings, [Service("gamma", ["/bin/true"], check_process_only, final_exit_codes=(3,))])
+    section = conf.split("[program:gamma]")[1].split("\n\n")[0]
+    assert "autorestart=unexpected" in section and "exitcodes=0,3" in section
+    assert "autorestart=true" not in section
+
+
 def test_every_python_file_of_the_project_compiles():
     """Modules no unit test imports (the demo, DAGs, docker scripts, benchmarks) still parse on this Python."""
     from twinlayer.model.config import PROJECT_ROOT
