@@ -34,7 +34,11 @@ def twinlayer_speed_watchdog():
         settings = load_settings()
         verdict = check_and_heal(settings, restart=lambda: Stack(settings).restart_supervised("speed-layer"))
         if verdict["problem"]:
-            action = "restarted it" if verdict["restarted"] else "could not restart it (no supervisor here)"
+            action = (
+                "restarted it"
+                if verdict["restarted"]
+                else "did not restart it (no supervisor here, or it stopped itself for an operator: see its log)"
+            )
             raise AirflowFailException(f"speed layer unhealthy: {verdict['problem']}; {action}")
         return verdict
 

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             for query in queries:
                 if not query.isActive:
                     error = query.exception()
-                    advice = incompatible_state(error, options.checkpoint_dir / query.name)
+                    advice = query.name == "views" and incompatible_state(error, options.checkpoint_dir / query.name)
                     if advice:
                         log.error("%s", advice)
                         return NEEDS_OPERATOR

@@ -405,7 +405,7 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
             f"priority={svc.priority}",
             "autostart=false",
             *(
-                ["autorestart=unexpected", f"exitcodes={','.join(map(str, (0, *svc.final_exit_codes)))}"]
+                ["autorestart=unexpected", f"exitcodes={','.join(map(str, svc.final_exit_codes))}"]
                 if svc.final_exit_codes
                 else ["autorestart=true"]
             ),

@@ -240,7 +240,8 @@ class Stack:
                     svc.check(self.settings)
                 except Exception as exc:  # noqa: BLE001 — any failure of a probe means "not yet"
                     last_error[name] = f"{type(exc).__name__}: {exc}"
-                    if time.monotonic() > deadline[name] or state in ("FATAL", "EXITED"):
+                    final = state == "EXITED" and info[name].get("exitstatus") in svc.final_exit_codes
+                    if time.monotonic() > deadline[name] or state == "FATAL" or final:
                         raise StackError(self._failure(name, last_error[name])) from None
                 else:
                     del pending[name]
@@ -303,12 +304,18 @@ class Stack:
         self._rpc().startProcess(name, True)
 
     def restart(self, name: str) -> None:
-        self.stop(name)
+        if self.process_info().get(name, {}).get("statename") in ("RUNNING", "STARTING", "BACKOFF"):
+            self.stop(name)
         self.start(name)
 
     def restart_supervised(self, name: str) -> bool:
-        """Restart ``name`` if this stack's supervisor runs it; False where there is none (another deployment)."""
+        """Restart ``name`` if this stack's supervisor runs it; False where there is none (another deployment) and
+        where the service stopped itself for a person to act (an exit code it declares final, its log says why)."""
         if not self.supervisor_running():
+            return False
+        info = self.process_info().get(name, {})
+        final = next((svc.final_exit_codes for svc in self.services() if svc.name == name), ())
+        if info.get("statename") == "EXITED" and info.get("exitstatus") in final:
             return False
         self.restart(name)
         return True

@@ -232,20 +232,25 @@ def ingest_sink(bootstrap: str, options: SpeedOptions, epoch: Path, metrics=None
             metrics.dead_letters(Counter(r["error"] for r in rows))
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        time.sleep(away_from_window_ends(time.time(), options.quiet_window_seconds))
+        if not archive.committed(epoch, batch_id):  # a replayed batch is skipped at once
+            time.sleep(away_from_window_ends(time.time(), options.quiet_window_seconds))
         archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused(), on_set_aside=send_refused)
 
     return write_batch
 
 
+ON_SCHEDULE_SECONDS = 2.0  # a trigger's batch reaches its sink this long after the window's end, at most
+
+
 def away_from_window_ends(now: float, window_seconds: float) -> float:
-    """Seconds to wait, in the first half of a window, until its middle (none in the second half).
+    """Seconds to wait, for work that starts just after a window's end, until the window's middle; none otherwise.
 
     Spark fires a processing-time trigger on multiples of its interval, which are the views' window ends: the
     ingest query's batch (a core for seconds) would otherwise run beside exactly the views batch that completes a
-    window, and that batch's time is the freshness of every window. A batch that starts late (a catch-up) goes at
-    once."""
-    return max(window_seconds / 2 - now % window_seconds, 0.0)
+    window, and that batch's time is the freshness of every window. A batch that starts anywhere else (a catch-up,
+    whose batches follow each other) goes at once."""
+    phase = now % window_seconds
+    return window_seconds / 2 - phase if phase < ON_SCHEDULE_SECONDS else 0.0
 
 
 def _refused():

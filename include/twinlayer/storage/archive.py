@@ -69,6 +69,11 @@ def _commit_path(epoch: Path, batch_id: int) -> Path:
     return epoch / COMMITS / f"{batch_id:012d}.json"
 
 
+def committed(epoch: Path, batch_id: int) -> bool:
+    """Whether micro-batch ``batch_id`` of ``epoch`` is in the archive (its commit record exists)."""
+    return _commit_path(epoch, batch_id).exists()
+
+
 def commits(epoch: Path) -> list[dict[str, Any]]:
     """The commit records of an epoch, in batch order."""
     return [json.loads(p.read_text()) for p in sorted((epoch / COMMITS).glob("*.json"))]

@@ -64,8 +64,8 @@ def test_progress_event_becomes_metrics():
             "durationMs": {"triggerExecution": 1250},
             "eventTime": {"watermark": "2026-11-24T00:00:00.000Z"},
             "stateOperators": [
-                {"numRowsTotal": 40, "numRowsDroppedByWatermark": 3},
-                {"numRowsTotal": 2, "numRowsDroppedByWatermark": 1},
+                {"memoryUsedBytes": 4000, "numRowsDroppedByWatermark": 3},
+                {"memoryUsedBytes": 200, "numRowsDroppedByWatermark": 1},
             ],
             "sources": [
                 {
@@ -77,7 +77,7 @@ def test_progress_event_becomes_metrics():
     )
     text = generate_latest(metrics.registry).decode()
     assert 'twinlayer_speed_late_events_dropped_total{query="views"} 4.0' in text
-    assert 'twinlayer_speed_state_rows{query="views"} 42.0' in text
+    assert 'twinlayer_speed_state_memory_bytes{query="views"} 4200.0' in text
     assert 'twinlayer_speed_kafka_lag_records{partition="0",query="views",topic="events"} 10.0' in text
     assert 'twinlayer_speed_kafka_lag_records{partition="1",query="views",topic="events"} 0.0' in text
     assert 'twinlayer_speed_batch_id{query="views"} 12.0' in text

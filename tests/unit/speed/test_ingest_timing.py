@@ -10,9 +10,9 @@ from twinlayer.speed.stream import away_from_window_ends
     ("now", "wait"),
     [
         (1_000.004, 4.996),  # a trigger on a window end waits for the middle of the window
-        (1_003.0, 2.0),
-        (1_005.0, 0.0),  # the middle itself: at once
-        (1_007.5, 0.0),  # a batch that starts late (a catch-up) is not held back
+        (1_001.5, 3.5),
+        (1_002.5, 0.0),  # anywhere else (a catch-up's batches follow each other): at once
+        (1_005.0, 0.0),
         (1_009.9, 0.0),
     ],
 )
