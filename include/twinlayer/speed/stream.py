@@ -110,7 +110,7 @@ class SpeedOptions:
     table: str
     archive_dir: Path
     checkpoint_dir: Path
-    watermark: str = "30 seconds"
+    watermark: str = "10 seconds"
     views_trigger: str = "500 milliseconds"
     ingest_trigger: str = "10 seconds"
     quiet_window_seconds: float = 10.0
