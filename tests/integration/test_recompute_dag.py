@@ -1,6 +1,7 @@
 """The recompute DAG run by the stack's real Airflow (scheduler, LocalExecutor, SparkSubmitOperator) for one past
 hour of the stack's own pipeline, then read back through the serving HTTP API."""
 
+import json
 import random
 import time
 
@@ -9,6 +10,7 @@ import requests
 
 from tests import truth
 from twinlayer.batch import late
+from twinlayer.cli import main as cli_main
 from twinlayer.localstack.airflow_api import AirflowClient
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.hours import HOUR_MS, hour_label
@@ -104,13 +106,18 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     assert {w["source"] for w in answer["windows"]} == {"batch"}
 
 
-def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_changes_no_cell(stack, settings, spark):
+def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_changes_no_cell(
+    stack, settings, spark, capsys
+):
     first = unused_past_hours(spark, settings, n=3)
     archive_past_events(spark, settings, first, 4500, hours=3, seed=41)
-    client = AirflowClient(settings.url("airflow_port"))
     last = first + 2 * HOUR_MS
-    runs = client.backfill(DAG_ID, first, last)
-    assert runs == {first + i * HOUR_MS: "success" for i in range(3)}
+    capsys.readouterr()
+    command = ["backfill", DAG_ID, "--from", hour_label(first), "--to", hour_label(last), "--json"]
+    assert cli_main(command) == 0, capsys.readouterr().err  # the backfill a person starts from the command line
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert runs == {hour_label(first + i * HOUR_MS): "success" for i in range(3)}
+    client = AirflowClient(settings.url("airflow_port"))
     publications = Server(settings).publications()
     assert all(hour_label(first + i * HOUR_MS) in publications for i in range(3))
     cells = batch_cells_of(settings, first, 3)

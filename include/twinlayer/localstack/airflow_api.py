@@ -1,12 +1,15 @@
-"""A small client of Airflow's REST API (v2): trigger a DAG run for an explicit data interval and wait for it.
+"""A small client of Airflow's REST API (v2): trigger a DAG run for an explicit data interval and wait for it, or
+run Airflow's own backfill over a range of dates.
 
-Used by `make demo` and the tests; the embedded stack's simple auth manager hands out a token without a login.
+Used by `make demo`, `twinlayer backfill` and the tests; the embedded stack's simple auth manager hands out a token
+without a login.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -43,16 +46,33 @@ class AirflowClient:
         finally:
             self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
 
-    def backfill(self, dag_id: str, from_ms: int, to_ms: int, timeout: float = 900, reprocess: bool = False) -> dict:
+    def backfill(
+        self,
+        dag_id: str,
+        from_ms: int,
+        to_ms: int,
+        timeout: float = 900,
+        reprocess: bool = False,
+        on_progress: Callable[[dict[int, str]], None] | None = None,
+    ) -> dict:
         """Airflow's own backfill of ``dag_id`` for logical dates in [from_ms, to_ms]; waits for it to complete and
-        returns {logical date ms: run state}."""
+        returns {logical date ms: run state}. ``on_progress`` hears that mapping at every poll."""
         started = time.monotonic()
         with self.unpaused(dag_id):
             backfill = self._create_backfill(dag_id, from_ms, to_ms, reprocess)
             while not self._call("GET", f"/backfills/{backfill['id']}").get("completed_at"):
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"backfill {backfill['id']} of {dag_id} did not complete in {timeout:.0f}s")
+                if on_progress is not None:
+                    on_progress(self.backfill_runs(dag_id, from_ms, to_ms))
                 time.sleep(5)
+        runs = self.backfill_runs(dag_id, from_ms, to_ms)
+        if on_progress is not None:
+            on_progress(runs)
+        return runs
+
+    def backfill_runs(self, dag_id: str, from_ms: int, to_ms: int) -> dict[int, str]:
+        """{logical date ms: state} of the newest backfill run of each date in [from_ms, to_ms]."""
         runs = self._call(
             "GET",
             f"/dags/{dag_id}/dagRuns",

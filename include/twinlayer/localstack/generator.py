@@ -205,8 +205,16 @@ SENDERS: dict[str, type[LibrdkafkaSender | KafkaPythonSender]] = {
 }
 
 
-def produce(bootstrap: str, topic: str, workload: Workload, client: str = "librdkafka", clock=None) -> dict:
-    """Send the workload to Kafka; returns how many records went and the rate achieved."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    workload: Workload,
+    client: str = "librdkafka",
+    clock=None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Send the workload to Kafka; returns how many records went and the rate achieved. ``on_progress`` hears the
+    number sent so far every 10,000 records and at the end."""
     if client not in SENDERS:
         raise ValueError(f"unknown client {client!r}; choose one of {', '.join(SENDERS)}")
     sender = SENDERS[client](bootstrap)
@@ -217,7 +225,11 @@ def produce(bootstrap: str, topic: str, workload: Workload, client: str = "librd
         for payload in paced(workload, factory):
             sender.send(topic, payload)
             sent += 1
+            if on_progress is not None and sent % 10_000 == 0:
+                on_progress(sent)
     finally:
         sender.close()
+    if on_progress is not None:
+        on_progress(sent)
     seconds = time.monotonic() - started
     return {"client": client, "sent": sent, "seconds": round(seconds, 3), "events_per_second": round(sent / seconds, 1)}

@@ -21,6 +21,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from twinlayer.model.events import ENUMS
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
@@ -110,6 +112,29 @@ def exact_slot_name(view: View, measure: Measure) -> str:
 def key_of(values: Sequence[object]) -> str:
     """The row key part for one combination of dimension values."""
     return KEY_SEPARATOR.join(str(v) for v in values)
+
+
+def key_shape(view: View) -> str:
+    """How a key of ``view`` is written: its dimension names joined by ``KEY_SEPARATOR``."""
+    return KEY_SEPARATOR.join(view.dimensions)
+
+
+def check_key(view: View, key: str) -> None:
+    """Raise ValueError, showing the expected shape, when ``key`` cannot be a key of ``view``: one non-empty value
+    per dimension, and a value an enumerated dimension allows."""
+    values = key.split(KEY_SEPARATOR)
+    problem = None
+    if len(values) != len(view.dimensions) or not all(values):
+        problem = f"{len(view.dimensions)} value(s), none empty" if len(view.dimensions) > 1 else "one value, no '|'"
+    else:
+        for dimension, value in zip(view.dimensions, values, strict=True):
+            allowed = ENUMS.get(dimension)
+            if allowed and value not in allowed:
+                problem = f"{dimension} is one of {', '.join(allowed)}"
+                break
+    if problem:
+        shape = KEY_SEPARATOR.join(f"<{d}>" for d in view.dimensions)
+        raise ValueError(f"a key of {view.name} looks like {shape} ({problem}); got {key!r}")
 
 
 def event_count(views: Sequence[View] = VIEWS) -> tuple[View, Measure] | None:

@@ -21,6 +21,7 @@ import logging
 import numbers
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -295,6 +296,29 @@ def read_view(
             for row, data in conn.table(table).scan(row_start=start, row_stop=stop, **kwargs)
         ],
     )
+
+
+def view_keys(pool: Pool, table: str, view: str, from_ms: int, to_ms: int) -> dict[str, int]:
+    """Each key of ``view`` with the number of its windows that start in [from_ms, to_ms): row keys only, from every
+    salt bucket (a window's start is the last part of its row key, so the view's rows are all listed)."""
+
+    def scan(conn: Connection) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        if table.encode() not in conn.tables():  # no batch run has written one yet
+            return {}
+        for bucket in range(SALT_BUCKETS):
+            rows = conn.table(table).scan(
+                row_prefix=f"{bucket:02x}|{view}|".encode(),
+                filter=b"KeyOnlyFilter() AND FirstKeyOnlyFilter()",
+                batch_size=5000,
+            )
+            for row, _ in rows:
+                _, key, start = parse_row_key(row)
+                if from_ms <= start < to_ms:
+                    found[key] += 1
+        return dict(found)
+
+    return with_connection(pool, scan)
 
 
 def delete_windows(pool: Pool, table: str, view: str, keys: Iterable[str], from_ms: int, to_ms: int) -> int:

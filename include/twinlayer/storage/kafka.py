@@ -1,6 +1,15 @@
-"""The event log: creating the Kafka topics the speed layer reads and writes, and where each partition ends."""
+"""The event log: creating the Kafka topics the speed layer reads and writes, where each partition ends, and its
+newest records (the dead letters a person wants to see)."""
 
 from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+# librdkafka's own log (a refused connection, retried every 50 ms) goes here, not to stderr; errors still raise
+QUIET = logging.getLogger("twinlayer.kafka.client")
+QUIET.addHandler(logging.NullHandler())
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -28,9 +37,56 @@ def end_offsets(bootstrap: str, topic: str, partitions: int | None = None) -> di
     for a topic just created: its metadata may not list them yet, while each offset lookup waits for its leader."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-offsets"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-offsets"}, logger=QUIET)
     try:
         ids = range(partitions) if partitions else consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]) for p in ids}
+    finally:
+        consumer.close()
+
+
+def latest_records(bootstrap: str, topic: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The ``count`` newest records of ``topic`` (across its partitions, by record time), oldest first, each as
+    {partition, offset, timestamp_ms, key, value} with key and value as bytes. Nothing is committed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "twinlayer-tail", "enable.auto.commit": False}, logger=QUIET
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        if metadata.error is not None:
+            raise ValueError(f"Kafka topic {topic!r}: {metadata.error.str()}")
+        ends: dict[int, int] = {}
+        starts = []
+        for p in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, max(low, high - count)))
+        records: list[dict[str, Any]] = []
+        if starts:
+            consumer.assign(starts)
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                p, offset = message.partition(), message.offset()
+                if p is None or offset is None:
+                    continue
+                records.append(
+                    {
+                        "partition": p,
+                        "offset": offset,
+                        "timestamp_ms": message.timestamp()[1],
+                        "key": message.key(),
+                        "value": message.value(),
+                    }
+                )
+                if offset + 1 >= ends.get(p, 0):
+                    ends.pop(p, None)
+        records.sort(key=lambda r: (r["timestamp_ms"], r["partition"], r["offset"]))
+        return records[-count:] if count else []
     finally:
         consumer.close()
