@@ -6,6 +6,7 @@ import time
 
 import psutil
 import pytest
+import requests
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
@@ -39,9 +40,13 @@ def test_up_twice_is_harmless(stack):
     assert stack.healthy()
 
 
-def test_killed_jvm_service_is_restarted_by_the_supervisor(stack):
+def test_killed_jvm_service_is_restarted_by_the_supervisor(stack, settings):
     victim = pids(stack)["hbase-thrift"]
     os.kill(victim, signal.SIGKILL)
+    serving = settings.url("serving_port")
+    outage = requests.get(f"{serving}/views/campaign_views_10s", params={"key": "c1", "from": "5m"}, timeout=10)
+    assert outage.status_code == 503, outage.text  # the runbook's answer for HBase down, not a 500
+    assert requests.get(f"{serving}/healthz", timeout=10).status_code == 503
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         info = stack.process_info()["hbase-thrift"]

@@ -41,6 +41,7 @@ class Settings:
     batch_table: str = "twinlayer_batch"
     batch_versions_kept: int = 5
     serving_port: int = 8000
+    serving_max_range_hours: int = 7 * 24  # the longest time range one serving answer covers
     alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml
     speed_ttl_seconds: int = 8 * 24 * 3600
     # how far out of order an event may arrive and still count in the speed layer's views; later ones wait for the

@@ -6,7 +6,9 @@
     GET /healthz                                 200 when HBase answers
     GET /metrics                                 request latency histogram and counts (Prometheus)
 
-Times are epoch ms or ISO-8601; ``from`` defaults to one hour ago and ``to`` to now.
+Times are epoch ms or ISO-8601; ``from`` defaults to one hour ago and ``to`` to now. A key of the wrong shape, a
+time that cannot be read or a range longer than ``serving_max_range_hours`` is a 400, before HBase is read; HBase or
+its Thrift gateway not answering is a 503.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from thriftpy2.thrift import TException
 
 from twinlayer.model.config import Settings, load_settings
 from twinlayer.model.hours import parse_time
 from twinlayer.model.views import VIEWS, by_name
 from twinlayer.serving.merge import Server
 from twinlayer.storage import hbase as hbase_store
+
+HBASE_DOWN = (TException, OSError, hbase_store.HBaseUnavailable)  # answered 503: the runbook's "HBase or Thrift down"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,10 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return server.query(catalog[view], key, from_ms, to_ms).as_dict()
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
+        except HBASE_DOWN as exc:
+            raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 
     @app.get("/publications")
     def publications() -> dict:
-        return server.publications()
+        try:
+            return server.publications()
+        except HBASE_DOWN as exc:
+            raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 
     @app.get("/healthz")
     def healthz() -> dict:

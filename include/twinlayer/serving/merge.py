@@ -14,9 +14,11 @@ from collections.abc import Mapping, Sequence
 from twinlayer.batch.publish import boundary, published
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label
-from twinlayer.model.views import View
+from twinlayer.model.views import View, check_key
 from twinlayer.storage import hbase as hbase_store
-from twinlayer.storage.hbase import WindowValue
+from twinlayer.storage.hbase import TS_DIGITS, WindowValue
+
+LAST_MS = 10**TS_DIGITS  # row keys spell a window's start in this many digits
 
 
 @dataclasses.dataclass
@@ -76,22 +78,35 @@ class Server:
         self.settings = settings
         self.pool = pool or hbase_store.pool_for(settings, size=4)
 
+    def check_range(self, from_ms: int, to_ms: int) -> None:
+        """Raise ValueError for a range no answer should be read for: reversed, outside the row keys' time span, or
+        longer than ``serving_max_range_hours`` (an answer's size and its time grow with the range)."""
+        if not 0 <= from_ms < to_ms <= LAST_MS:
+            raise ValueError(f"a range needs 0 <= from < to <= {LAST_MS} (epoch ms); got from={from_ms}, to={to_ms}")
+        longest = self.settings.serving_max_range_hours * HOUR_MS
+        if to_ms - from_ms > longest:
+            raise ValueError(
+                f"a range of {(to_ms - from_ms) / HOUR_MS:,.1f} hours is longer than the {longest // HOUR_MS} hours "
+                "one answer may cover (TWINLAYER_SERVING_MAX_RANGE_HOURS)"
+            )
+
     def query(self, view: View, key: str, from_ms: int, to_ms: int) -> Answer:
-        if to_ms <= from_ms:
-            raise ValueError("the end of the range must be after its start")
+        """The merged windows of ``view`` for ``key`` starting in [from_ms, to_ms). Raises ValueError for a key of
+        the wrong shape or a range ``check_range`` refuses, before reading anything."""
+        check_key(view, key)
+        self.check_range(from_ms, to_ms)
         publications = published(self.pool, self.settings)
         batch = {}
-        for hour in range(floor_hour(from_ms), to_ms, HOUR_MS):
-            if hour in publications:
-                batch[hour] = hbase_store.read_view(
-                    self.pool,
-                    self.settings.batch_table,
-                    view,
-                    key,
-                    max(hour, from_ms),
-                    min(hour + HOUR_MS, to_ms),
-                    version=publications[hour]["version"],
-                )
+        for hour in sorted(h for h in publications if floor_hour(from_ms) <= h < to_ms):
+            batch[hour] = hbase_store.read_view(
+                self.pool,
+                self.settings.batch_table,
+                view,
+                key,
+                max(hour, from_ms),
+                min(hour + HOUR_MS, to_ms),
+                version=publications[hour]["version"],
+            )
         speed = hbase_store.read_view(self.pool, self.settings.speed_table, view, key, from_ms, to_ms)
         return Answer(view.name, key, from_ms, to_ms, boundary(publications), merge(view, publications, batch, speed))
 
