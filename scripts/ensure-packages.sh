@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the embedded stack runs (Prometheus, Alertmanager, Pushgateway, PostgreSQL, a JDK,
-# Maven) when they are missing. Needs root for apt-get; otherwise says what to install and fails.
+# Maven) and the tests' headless browser (Chromium) when they are missing. Needs root for apt-get; otherwise says
+# what to install and fails.
 set -euo pipefail
 
 declare -A need=(
@@ -11,6 +12,7 @@ declare -A need=(
   [prometheus-pushgateway]=prometheus-pushgateway
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [chromium]=chromium
 )
 missing=()
 for tool in "${!need[@]}"; do

@@ -1,6 +1,7 @@
 """The recompute DAG run by the stack's real Airflow (scheduler, LocalExecutor, SparkSubmitOperator) for one past
 hour of the stack's own pipeline, then read back through the serving HTTP API."""
 
+import datetime as dt
 import json
 import random
 import time
@@ -9,6 +10,7 @@ import pytest
 import requests
 
 from tests import truth
+from tests.browser import chromium_page
 from twinlayer.batch import late
 from twinlayer.cli import main as cli_main
 from twinlayer.localstack.airflow_api import AirflowClient
@@ -127,6 +129,35 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
     assert set(again.values()) == {"success"}
     assert batch_cells_of(settings, first, 3) == cells
     assert Server(settings).publications() == publications
+
+
+def test_a_backfill_created_in_the_airflow_ui_publishes_its_hour(stack, settings, spark):
+    """What a person does: the DAG's Trigger button, "Backfill", one hour From and To, "Run Backfill"."""
+    hour = unused_past_hours(spark, settings)
+    archive_past_events(spark, settings, hour, 800, seed=71)
+    when = dt.datetime.fromtimestamp(hour / 1000, dt.UTC)
+    with chromium_page() as page:
+        page.goto(f"{settings.url('airflow_port')}/dags/{DAG_ID}", wait_until="networkidle", timeout=60_000)
+        page.get_by_role("button", name="Trigger").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Backfill", exact=True).click()
+        for field in range(2):  # From, To: the same hour
+            dialog.get_by_test_id("datetime-input").nth(field).click()
+            picker = page.locator("[data-scope=popover][data-part=content]:visible").last
+            picker.get_by_placeholder("YYYY/MM/DD").fill(when.strftime("%Y/%m/%d"))
+            picker.get_by_placeholder("HH:mm").fill(when.strftime("%H:%M"))
+            dialog.get_by_text("Date Range").click()
+        dialog.get_by_text("1 run will be triggered").wait_for(timeout=30_000)
+        dialog.get_by_role("button", name="Run Backfill").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+
+    client = AirflowClient(settings.url("airflow_port"))
+    deadline = time.monotonic() + 600
+    while (runs := client.backfill_runs(DAG_ID, hour, hour)).get(hour) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the UI's backfill of {hour_label(hour)} did not finish: {runs}"
+        time.sleep(5)
+    assert runs == {hour: "success"}
+    assert hour_label(hour) in Server(settings).publications()
 
 
 def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(stack, settings, spark):
