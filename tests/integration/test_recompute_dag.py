@@ -11,6 +11,7 @@ import requests
 
 from tests import truth
 from tests.browser import chromium_page
+from tests.sockets import ListeningSampler, exposed
 from twinlayer.batch import late
 from twinlayer.cli import main as cli_main
 from twinlayer.localstack.airflow_api import AirflowClient
@@ -132,10 +133,25 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
 
 
 def test_a_backfill_created_in_the_airflow_ui_publishes_its_hour(stack, settings, spark):
-    """What a person does: the DAG's Trigger button, "Backfill", one hour From and To, "Run Backfill"."""
+    """What a person does: the DAG's Trigger button, "Backfill", one hour From and To, "Run Backfill". While the
+    run's batch job lives, every socket it listens on is on loopback."""
     hour = unused_past_hours(spark, settings)
     archive_past_events(spark, settings, hour, 800, seed=71)
     when = dt.datetime.fromtimestamp(hour / 1000, dt.UTC)
+    with ListeningSampler("batch_recompute.py") as batch_job:
+        create_backfill_in_the_ui(settings, when)
+        client = AirflowClient(settings.url("airflow_port"))
+        deadline = time.monotonic() + 600
+        while (runs := client.backfill_runs(DAG_ID, hour, hour)).get(hour) not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"the UI's backfill of {hour_label(hour)} did not finish: {runs}"
+            time.sleep(5)
+    assert runs == {hour: "success"}
+    assert hour_label(hour) in Server(settings).publications()
+    assert batch_job.processes_seen and batch_job.seen, "the batch job was not seen listening"
+    assert exposed(batch_job.seen) == set()
+
+
+def create_backfill_in_the_ui(settings, when: dt.datetime) -> None:
     with chromium_page() as page:
         page.goto(f"{settings.url('airflow_port')}/dags/{DAG_ID}", wait_until="networkidle", timeout=60_000)
         page.get_by_role("button", name="Trigger").click()
@@ -150,14 +166,6 @@ def test_a_backfill_created_in_the_airflow_ui_publishes_its_hour(stack, settings
         dialog.get_by_text("1 run will be triggered").wait_for(timeout=30_000)
         dialog.get_by_role("button", name="Run Backfill").click()
         dialog.wait_for(state="hidden", timeout=30_000)
-
-    client = AirflowClient(settings.url("airflow_port"))
-    deadline = time.monotonic() + 600
-    while (runs := client.backfill_runs(DAG_ID, hour, hour)).get(hour) not in ("success", "failed"):
-        assert time.monotonic() < deadline, f"the UI's backfill of {hour_label(hour)} did not finish: {runs}"
-        time.sleep(5)
-    assert runs == {hour: "success"}
-    assert hour_label(hour) in Server(settings).publications()
 
 
 def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(stack, settings, spark):

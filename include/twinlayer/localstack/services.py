@@ -231,6 +231,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_HOME": spark_home(),
         "AIRFLOW_CONN_TWINLAYER_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        # the batch job's driver and block manager, started by spark-submit from a task, bind this address (Spark's
+        # default is the machine's first non-loopback interface)
+        "SPARK_LOCAL_IP": settings.host,
     }
 
 
