@@ -11,7 +11,7 @@ import sys
 import typer
 
 from twinlayer.cli import batch_commands, event_commands, stack_commands, view_commands
-from twinlayer.cli.output import FAILED, SERVICE_DOWN, USAGE, ServiceDown, say_error
+from twinlayer.cli.output import FAILED, SERVICE_DOWN, USAGE, say_error
 
 app = typer.Typer(
     name="twinlayer",
@@ -26,15 +26,15 @@ for module in (stack_commands, view_commands, event_commands, batch_commands):
     module.register(app)
 
 
-def _service_errors() -> tuple[type[BaseException], ...]:
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Errors that mean a service did not answer at all (as opposed to answering with an error)."""
     from confluent_kafka import KafkaException
     from kafka.errors import KafkaError
-    from thriftpy2.thrift import TException
+    from thriftpy2.transport import TTransportException
 
-    from twinlayer.localstack.services import StackError
     from twinlayer.storage.hbase import HBaseUnavailable
 
-    return (ServiceDown, StackError, HBaseUnavailable, KafkaException, KafkaError, TException, OSError)
+    return (HBaseUnavailable, KafkaException, KafkaError, TTransportException, OSError)
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -43,23 +43,36 @@ def _first_line(text: str, limit: int = 300) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from thriftpy2.thrift import TException
+
+    from twinlayer.localstack.services import StackError
+
     try:
         app(args=argv, prog_name="twinlayer")  # Typer itself answers --help and wrong usage (exit 2)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else FAILED)
+    except StackError as exc:  # a service that did not start: the message ends with its log's tail
+        say_error(str(exc))
+        return SERVICE_DOWN
     except ValueError as exc:
         say_error(str(exc))
         return USAGE
     except TimeoutError as exc:
         say_error(str(exc))
         return FAILED
-    except _service_errors() as exc:
+    except _unreachable() as exc:
         message = getattr(exc, "message", None) or str(exc) or repr(exc)  # Thrift errors carry theirs apart
         detail = _first_line(message.decode(errors="replace") if isinstance(message, bytes) else str(message))
         say_error(
             f"a service did not answer ({type(exc).__name__}: {detail}); is the stack up? (twinlayer stack status)"
         )
         return SERVICE_DOWN
+    except TException as exc:  # HBase answered, with an error
+        message = getattr(exc, "message", None) or repr(exc)
+        say_error(
+            f"HBase: {_first_line(message.decode(errors='replace') if isinstance(message, bytes) else str(message))}"
+        )
+        return FAILED
     except RuntimeError as exc:
         say_error(str(exc))
         return FAILED

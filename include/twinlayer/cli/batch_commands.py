@@ -8,28 +8,20 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from twinlayer.cli.output import FAILED, console, emit_json, fail
+from twinlayer.cli.output import FAILED, JsonOption, console, emit_json, fail
 from twinlayer.model.config import load_settings
 from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label, hour_start, parse_time
 
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 BACKFILLED_DAGS = ("twinlayer_recompute", "twinlayer_archive_quality")
 
 
-def hours_between(start: str, end: str) -> tuple[int, int]:
-    """The first and the last whole UTC hour of [start, end] as typed (an hour label, ISO-8601, epoch ms or a
-    duration back from now)."""
+def hours_between(start: str, end: str, now_ms: int | None = None) -> tuple[int, int]:
+    """The first and the last whole UTC hour of [start, end] as typed (an hour label ``2026-11-24T05``, ISO-8601,
+    epoch ms or a duration back from now); the last must have ended."""
     import time
 
-    now_ms = int(time.time() * 1000)
-
-    def instant(text: str) -> int:
-        try:
-            return hour_start(text)
-        except ValueError:
-            return parse_time(text, now_ms)
-
-    first, last = floor_hour(instant(start)), floor_hour(instant(end))
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    first, last = floor_hour(parse_time(start, now_ms)), floor_hour(parse_time(end, now_ms))
     if first > last:
         raise ValueError(f"--from {start} is after --to {end}")
     if last >= floor_hour(now_ms):
@@ -68,7 +60,10 @@ def register(app: typer.Typer) -> None:
                     description=f"{dag}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
                 )
 
-            runs = client.backfill(dag, first, last, timeout=timeout, reprocess=reprocess, on_progress=show)
+            # every logical date inside the hours: the archive-quality DAG's runs start at ten past
+            runs = client.backfill(
+                dag, first, last + HOUR_MS - 1, timeout=timeout, reprocess=reprocess, on_progress=show
+            )
         outcome = {hour_label(ms): state for ms, state in sorted(runs.items())}
         if as_json:
             emit_json({"dag": dag, "from": hour_label(first), "to": hour_label(last), "runs": outcome})
@@ -94,4 +89,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json({"hour": hour, **entry})
         else:
-            console.print(f"{hour} now serves batch version {entry.get('version')}: {entry}")
+            console.print(f"{hour} now serves batch version {entry.get('version')}: {entry}", markup=False)

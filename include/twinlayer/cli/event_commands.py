@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from twinlayer.cli.output import console, emit_json, table
+from twinlayer.cli.output import JsonOption, console, emit_json, table
 from twinlayer.model.config import load_settings
 
 dlq_app = typer.Typer(
     help="The dead-letter topic: every record the speed layer refused, with the reason.", no_args_is_help=True
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def _fraction(name: str):
@@ -36,7 +35,9 @@ def tail(
         try:
             value = json.loads(record["value"] or b"{}")
         except ValueError:
-            value = {"reason": "(not an envelope)", "payload": repr(record["value"][:200])}
+            value = None
+        if not isinstance(value, dict):
+            value = {"reason": "(not an envelope)", "payload": repr((record["value"] or b"")[:200])}
         letters.append(
             {
                 "key": (record["key"] or b"").decode(errors="replace"),
@@ -109,5 +110,6 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(
                 f"sent {result['sent']:,} events to {target} in {result['seconds']:.1f}s "
-                f"({result['events_per_second']:,.0f}/s, {client})"
+                f"({result['events_per_second']:,.0f}/s, {client})",
+                markup=False,
             )

@@ -5,29 +5,30 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import xmlrpc.client
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from twinlayer.cli.output import SERVICE_DOWN, USAGE, console, emit_json, fail, table
+from twinlayer.cli.output import SERVICE_DOWN, USAGE, JsonOption, console, emit_json, fail, table
 from twinlayer.localstack.stack import Stack
 from twinlayer.model.config import Settings, load_settings
 
 stack_app = typer.Typer(
     help="The embedded stack: every service a local process under supervisord.", no_args_is_help=True
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def _stack() -> Stack:
-    return Stack(load_settings(), out=console.print)
+    return Stack(load_settings(), out=lambda line: console.print(line, markup=False))
 
 
 @stack_app.command()
 def up() -> None:
     """Start every service and wait until each answers."""
     stack = _stack()
-    console.print(f"starting the twinlayer stack (supervisord; logs in {stack.settings.logs_dir})")
+    console.print(f"starting the twinlayer stack (supervisord; logs in {stack.settings.logs_dir})", markup=False)
     console.print(f"stack healthy after {stack.up():.1f}s", style="green")
 
 
@@ -45,11 +46,8 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json([{"service": name, "state": state, "detail": why} for name, state, why in rows])
     else:
-        table(
-            None,
-            ["service", "state", "detail"],
-            [[n, f"[{'green' if s == 'up' else 'red'}]{s}", w] for n, s, w in rows],
-        )
+        colored = [[n, Text(s, style="green" if s == "up" else "red"), w] for n, s, w in rows]
+        table(None, ["service", "state", "detail"], colored)
     if any(state != "up" for _, state, _ in rows):
         raise typer.Exit(SERVICE_DOWN)
 
@@ -86,7 +84,10 @@ def restart(
     if not stack.supervisor_running():
         fail("the stack is not running: `twinlayer stack up` (or `make up`) first", SERVICE_DOWN)
     started = time.monotonic()
-    stack.restart(name)
+    try:
+        stack.restart(name)
+    except xmlrpc.client.Fault as refused:  # supervisord could not start it (SPAWN_ERROR and the like)
+        fail(f"{name} did not start ({refused.faultString}):\n{stack.tail(name, 15)}", SERVICE_DOWN)
     why = ""
     with console.status(f"waiting for {name} to answer"):
         while time.monotonic() - started < timeout:

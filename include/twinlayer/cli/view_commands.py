@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from twinlayer.cli.output import console, emit_json, table
+from twinlayer.cli.output import JsonOption, console, emit_json, table
 from twinlayer.model.config import load_settings
 from twinlayer.model.hours import parse_time
 from twinlayer.model.views import VIEWS, View, by_name, check_key, key_shape
 
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 FromOption = Annotated[str, typer.Option("--from", help="epoch ms, ISO-8601, or back from now: 15m, 2h, 7d")]
 ToOption = Annotated[str | None, typer.Option("--to", help="same forms; now when left out")]
 

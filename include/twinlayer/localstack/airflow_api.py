@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import requests
 
-from twinlayer.model.hours import iso, parse_time
+from twinlayer.model.hours import floor_hour, iso, parse_time
 
 
 class AirflowClient:
@@ -54,9 +54,9 @@ class AirflowClient:
         timeout: float = 900,
         reprocess: bool = False,
         on_progress: Callable[[dict[int, str]], None] | None = None,
-    ) -> dict:
+    ) -> dict[int, str]:
         """Airflow's own backfill of ``dag_id`` for logical dates in [from_ms, to_ms]; waits for it to complete and
-        returns {logical date ms: run state}. ``on_progress`` hears that mapping at every poll."""
+        returns {hour: run state} (``backfill_runs``). ``on_progress`` hears that mapping at every poll."""
         started = time.monotonic()
         with self.unpaused(dag_id):
             backfill = self._create_backfill(dag_id, from_ms, to_ms, reprocess)
@@ -72,23 +72,27 @@ class AirflowClient:
         return runs
 
     def backfill_runs(self, dag_id: str, from_ms: int, to_ms: int) -> dict[int, str]:
-        """{logical date ms: state} of the newest backfill run of each date in [from_ms, to_ms]."""
-        runs = self._call(
-            "GET",
-            f"/dags/{dag_id}/dagRuns",
-            params={
-                "logical_date_gte": iso(from_ms),
-                "logical_date_lte": iso(to_ms),
-                "run_type": "backfill",
-                "order_by": "-run_after",
-                "limit": 100,
-            },
-        )["dag_runs"]
+        """{hour: state} of the newest backfill run of each UTC hour whose logical dates lie in [from_ms, to_ms]."""
         latest: dict[int, str] = {}
-        for run in runs:
-            when = parse_time(run["logical_date"].replace("Z", "+00:00"), 0)
-            latest.setdefault(when, run["state"])
-        return latest
+        offset, page = 0, 100
+        while True:
+            runs = self._call(
+                "GET",
+                f"/dags/{dag_id}/dagRuns",
+                params={
+                    "logical_date_gte": iso(from_ms),
+                    "logical_date_lte": iso(to_ms),
+                    "run_type": "backfill",
+                    "order_by": "-run_after",
+                    "limit": page,
+                    "offset": offset,
+                },
+            )["dag_runs"]
+            for run in runs:
+                latest.setdefault(floor_hour(parse_time(run["logical_date"].replace("Z", "+00:00"), 0)), run["state"])
+            if len(runs) < page:
+                return latest
+            offset += page
 
     def _create_backfill(self, dag_id: str, from_ms: int, to_ms: int, reprocess: bool) -> dict:
         """Create the backfill; when Airflow answers that one is already running for these very dates (a create

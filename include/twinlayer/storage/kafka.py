@@ -10,6 +10,7 @@ from typing import Any
 # librdkafka's own log (a refused connection, retried every 50 ms) goes here, not to stderr; errors still raise
 QUIET = logging.getLogger("twinlayer.kafka.client")
 QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -47,16 +48,23 @@ def end_offsets(bootstrap: str, topic: str, partitions: int | None = None) -> di
 
 def latest_records(bootstrap: str, topic: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The ``count`` newest records of ``topic`` (across its partitions, by record time), oldest first, each as
-    {partition, offset, timestamp_ms, key, value} with key and value as bytes. Nothing is committed."""
+    {partition, offset, timestamp_ms, key, value} with key and value as bytes. Nothing is committed. Raises
+    RuntimeError when the topic cannot be read, TimeoutError when its records did not all arrive in ``timeout``."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "twinlayer-tail", "enable.auto.commit": False}, logger=QUIET
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "twinlayer-tail",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # an offset retention removed meanwhile: the oldest left, not the end
+        },
+        logger=QUIET,
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if metadata.error is not None:
-            raise ValueError(f"Kafka topic {topic!r}: {metadata.error.str()}")
+            raise RuntimeError(f"Kafka topic {topic!r}: {metadata.error.str()}")
         ends: dict[int, int] = {}
         starts = []
         for p in metadata.partitions:
@@ -68,10 +76,12 @@ def latest_records(bootstrap: str, topic: str, count: int, timeout: float = 10.0
         if starts:
             consumer.assign(starts)
         deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Kafka topic {topic!r}: partitions {sorted(ends)} not read to their end")
             for message in consumer.consume(num_messages=1000, timeout=0.5):
                 if message.error() is not None:
-                    continue
+                    raise RuntimeError(f"Kafka topic {topic!r}: {message.error()}")
                 p, offset = message.partition(), message.offset()
                 if p is None or offset is None:
                     continue
