@@ -145,9 +145,15 @@ class AirflowClient:
             },
         )
 
-    def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+    def wait(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 600,
+        on_progress: Callable[[dict[str, str | None]], None] | None = None,
+    ) -> dict:
         """Wait for a run to end; returns {"state", "tasks", "seconds"}. A run that does not exist yet is waited for
-        too (another DAG may be about to trigger it)."""
+        too (another DAG may be about to trigger it). ``on_progress`` hears {task: state} at every poll."""
         started = time.monotonic()
         while True:
             response = self.session.get(f"{self.base}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=self.timeout)
@@ -157,17 +163,29 @@ class AirflowClient:
                 break
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
+            if on_progress is not None and response.status_code == 200:
+                on_progress(self.task_states(dag_id, run_id))
             time.sleep(3)
-        tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {
-            "state": response.json()["state"],
-            "tasks": {t["task_id"]: t["state"] for t in tasks},
-            "seconds": time.monotonic() - started,
-        }
+        tasks = self.task_states(dag_id, run_id)
+        if on_progress is not None:
+            on_progress(tasks)
+        return {"state": response.json()["state"], "tasks": tasks, "seconds": time.monotonic() - started}
 
-    def run_interval(self, dag_id: str, start_ms: int, end_ms: int, run_id: str, timeout: float = 600) -> dict:
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {t["task_id"]: t["state"] for t in tasks}
+
+    def run_interval(
+        self,
+        dag_id: str,
+        start_ms: int,
+        end_ms: int,
+        run_id: str,
+        timeout: float = 600,
+        on_progress: Callable[[dict[str, str | None]], None] | None = None,
+    ) -> dict:
         """Run ``dag_id`` for [start_ms, end_ms) and wait; returns {"state", "tasks", "seconds"}. The DAG is
         unpaused for the run and left paused or not as it was."""
         with self.unpaused(dag_id):
             self.trigger(dag_id, start_ms, end_ms, run_id)
-            return self.wait(dag_id, run_id, timeout)
+            return self.wait(dag_id, run_id, timeout, on_progress)
