@@ -41,6 +41,7 @@ BATCH_COLUMN = b"m:_batch"
 SALT_BUCKETS = 16
 TS_DIGITS = 13
 PUBLISH_ROW = b"~publish"
+JUMP_AFTER = 1000  # rows of one key outside a listed range before its scan jumps (see ``view_keys``)
 PUBLISH_FAMILY = "p"
 
 
@@ -300,22 +301,33 @@ def read_view(
 
 def view_keys(pool: Pool, table: str, view: str, from_ms: int, to_ms: int) -> dict[str, int]:
     """Each key of ``view`` with the number of its windows that start in [from_ms, to_ms): row keys only, from every
-    salt bucket (a window's start is the last part of its row key, so the view's rows are all listed)."""
+    salt bucket. A key's rows sort by window start: after ``JUMP_AFTER`` rows in a row outside the range, the scan
+    jumps to ``from_ms`` inside the key or past the key, so a table with days of history is not read whole."""
+    key_only = b"KeyOnlyFilter() AND FirstKeyOnlyFilter()"
 
     def scan(conn: Connection) -> dict[str, int]:
         found: Counter[str] = Counter()
         if table.encode() not in conn.tables():  # no batch run has written one yet
             return {}
+        handle = conn.table(table)
         for bucket in range(SALT_BUCKETS):
-            rows = conn.table(table).scan(
-                row_prefix=f"{bucket:02x}|{view}|".encode(),
-                filter=b"KeyOnlyFilter() AND FirstKeyOnlyFilter()",
-                batch_size=5000,
-            )
-            for row, _ in rows:
-                _, key, start = parse_row_key(row)
-                if from_ms <= start < to_ms:
-                    found[key] += 1
+            prefix = f"{bucket:02x}|{view}|".encode()
+            start: bytes | None = prefix
+            while start is not None:
+                rows = handle.scan(row_start=start, row_stop=prefix + b"\xff", filter=key_only, batch_size=1000)
+                start, outside = None, 0
+                for row, _ in rows:
+                    _, key, window_start = parse_row_key(row)
+                    if from_ms <= window_start < to_ms:
+                        found[key] += 1
+                        outside = 0
+                        continue
+                    outside += 1
+                    if outside >= JUMP_AFTER:
+                        early = window_start < from_ms
+                        start = window_bound(view, key, from_ms) if early else row_prefix(view, key) + b"~"
+                        break
+                rows.close()  # the Thrift scanner, when the loop left early
         return dict(found)
 
     return with_connection(pool, scan)
