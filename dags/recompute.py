@@ -3,9 +3,13 @@
 
 For the hour of the data interval:
 
-1. **hour_closed** — waits until the hour is behind the speed layer's watermark and the archive's last commit;
+1. **hour_closed** — waits two minutes past the hour's end (the speed layer's watermark and archive trigger), and
+   until the archive has committed a record Kafka received after that, or every record Kafka holds: with the speed
+   layer down or behind, the hour waits instead of being published short (`twinlayer_archive_unread_records`);
 2. **validate_raw** — Great Expectations on the archived hour (nulls, enumerations, event times inside the hour,
-   reconciliation with what the speed layer counted); a failure stops the run, nothing is published;
+   reconciliation with what the speed layer counted); a failure stops the run, nothing is published. An event id
+   sent twice with different contents counts once, as the record Kafka received first
+   (`twinlayer_batch_conflicting_duplicates`);
 3. **recompute** — `spark_jobs/batch_recompute.py` through `SparkSubmitOperator` (connection `twinlayer_spark`,
    defined by the `AIRFLOW_CONN_TWINLAYER_SPARK` environment variable): the same view definitions as the speed
    layer, written to HBase as a new version of the hour;

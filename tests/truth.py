@@ -140,6 +140,20 @@ def event_time_of(record: Record) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def first_received(valid: list[tuple[Record, dict]]) -> list[dict]:
+    """One event per event id: the record Kafka received first (timestamp, then partition, then offset)."""
+    ordered = sorted(valid, key=lambda pair: (pair[0].timestamp_ms, pair[0].partition, pair[0].offset))
+    return dedupe_first([event for _, event in ordered])
+
+
+def conflicting_ids(valid: list[tuple[Record, dict]]) -> set[str]:
+    """Event ids sent more than once with different contents."""
+    contents: dict[str, list[dict]] = defaultdict(list)
+    for _, event in valid:
+        contents[event["event_id"]].append(event)
+    return {event_id for event_id, seen in contents.items() if any(other != seen[0] for other in seen[1:])}
+
+
 def dedupe_first(events: list[dict]) -> list[dict]:
     seen, kept = set(), []
     for event in events:

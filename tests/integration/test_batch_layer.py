@@ -4,6 +4,7 @@ publish, drift and serving run as the recompute DAG runs them.
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
 from twinlayer.storage.archive import epochs as archive_epochs
 from twinlayer.storage.hbase import parse_row_key
+from twinlayer.storage.kafka import end_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +78,43 @@ def lambda_run(stack, settings, tmp_path_factory):
             240,
             "the speed layer to archive every record",
         )
+        send_conflicting_copies(settings, run.topic, truth.classify(records).valid, per_hour=4)
+        records = truth.read_topic(settings.kafka_bootstrap, run.topic)
+        run.wait_until(
+            lambda m: run.processed("ingest") >= len(records), 120, "the speed layer to archive the conflicting copies"
+        )
     finally:
         run.stop()
     classified = truth.classify(records)
-    events = truth.dedupe_first([e for _, e in classified.valid])
-    yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run"])(
-        local, [first_hour + i * HOUR_MS for i in range(HOURS)], events, run
+    events = truth.first_received(classified.valid)
+    yield dataclasses.make_dataclass("LambdaRun", ["settings", "hours", "events", "run", "conflicting"])(
+        local, [first_hour + i * HOUR_MS for i in range(HOURS)], events, run, truth.conflicting_ids(classified.valid)
     )
+
+
+def send_conflicting_copies(settings, topic, valid, per_hour):
+    """A buggy producer: clicks sent again later under the same event id as views of another user (the view that
+    counts views would count the id if a gate took any of its records)."""
+    from kafka import KafkaProducer
+
+    chosen: dict[int, list[dict]] = {}
+    for _, event in valid:
+        taken = chosen.setdefault(event["event_time"] // HOUR_MS, [])
+        if (
+            event["event_type"] == "click"
+            and len(taken) < per_hour
+            and all(e["event_id"] != event["event_id"] for e in taken)
+        ):
+            taken.append(event)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        for event in (e for taken in chosen.values() for e in taken):
+            copy = {k: v for k, v in event.items() if k != "campaign_id"}
+            copy.update(event_type="view", user_id=f"{event['user_id']}-conflict")
+            producer.send(topic, key=event["event_id"].encode(), value=json.dumps(copy).encode())
+        producer.flush()
+    finally:
+        producer.close()
 
 
 def env_for(settings):
@@ -125,7 +157,7 @@ def spark_submit_recompute(settings, start_ms, end_ms):
 
 
 def run_hour(settings, hour):
-    """The recompute DAG's steps for one hour, in its order."""
+    """The recompute DAG's steps for one hour, in its order; (publication entry, the raw gate's facts)."""
     started = time.monotonic()
     raw_facts = gates.gate_raw(settings, hour).facts
     spark_submit_recompute(settings, hour, hour + HOUR_MS)
@@ -133,7 +165,7 @@ def run_hour(settings, hour):
     entry = publishing.publish_hour(settings, hour)
     batch_drift.hour_drift(settings, hour)
     report.export_run_metrics(settings, hour, time.monotonic() - started)
-    return entry
+    return entry, raw_facts
 
 
 def batch_cells(settings):
@@ -150,8 +182,7 @@ def batch_cells(settings):
 
 @pytest.fixture(scope="module")
 def published(lambda_run):
-    entries = [run_hour(lambda_run.settings, hour) for hour in lambda_run.hours]
-    return entries
+    return {hour: run_hour(lambda_run.settings, hour) for hour in lambda_run.hours}
 
 
 def test_merged_answer_equals_truth_for_every_published_window(lambda_run, published):
@@ -172,6 +203,41 @@ def test_merged_answer_equals_truth_for_every_published_window(lambda_run, publi
                 assert {m: got[window_start][m] for m in cells} == cells, (view.name, key, window_start)
                 checked += 1
     assert checked == len(expected)
+
+
+def test_conflicting_duplicates_are_counted_and_the_hour_is_published(lambda_run, published):
+    """Copies of clicks under the same ids as views of other users: every hour still publishes (its gates count the
+    records the views count: the first received), each hour's conflicts are counted, and the last is pushed."""
+    conflicting_per_hour = {
+        hour: sum(
+            1
+            for e in lambda_run.events
+            if e["event_id"] in lambda_run.conflicting and hour <= e["event_time"] < hour + HOUR_MS
+        )
+        for hour in lambda_run.hours
+    }
+    assert all(conflicting_per_hour.values()), conflicting_per_hour
+    for hour, (entry, raw_facts) in published.items():
+        assert entry["version"] > 0
+        assert raw_facts["conflicting_duplicates"] == conflicting_per_hour[hour]
+    last = lambda_run.hours[-1]
+    assert (
+        pushed_value(lambda_run.settings, "twinlayer_batch_conflicting_duplicates", gate="raw")
+        == (conflicting_per_hour[last])
+    )
+
+
+def test_the_archive_knows_how_far_it_has_read_kafka_and_closes_hours_by_it(lambda_run):
+    settings, topic = lambda_run.settings, lambda_run.run.topic
+    read_to, newest = archive.ingest_position(settings.archive_dir)
+    kafka_end = end_offsets(settings.kafka_bootstrap, topic)
+    assert read_to == {p: end for p, end in kafka_end.items() if end}
+    assert newest == max(r.timestamp_ms for r in truth.read_topic(settings.kafka_bootstrap, topic))
+    caught_up = late.ArchivePosition(read_to, newest, kafka_end)
+    behind = late.ArchivePosition({p: end // 2 for p, end in read_to.items()}, min(lambda_run.hours), kafka_end)
+    hour_end = lambda_run.hours[-1] + HOUR_MS
+    assert caught_up.unread == 0 and late.hour_is_closed(settings, hour_end, position=caught_up)
+    assert behind.unread > 0 and not late.hour_is_closed(settings, hour_end, position=behind)
 
 
 def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless(lambda_run, published):
@@ -342,7 +408,7 @@ def test_late_data_makes_a_new_version_and_rollback_returns_to_the_old_one(lambd
     assert state["late_records"] == len(late_events) + sum(h["archived"] - h["published"] for h in others)
     assert pushed_value(settings, "twinlayer_batch_late_records") == state["late_records"]
 
-    entry = run_hour(settings, hour)
+    entry, _ = run_hour(settings, hour)
     assert late_of_ours() == []
     assert entry["version"] == old_version + len(late_events) and entry["previous"][0] == old_version
     after = server.query(view, key, hour, hour + HOUR_MS).as_dict()

@@ -106,6 +106,16 @@ def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
         ("gate",),
         {"gate": result.gate, "metric": "gate_failures"},
     )
+    if "conflicting_duplicates" in result.facts:
+        push_gauges(
+            settings,
+            JOB,
+            "twinlayer_batch_conflicting_duplicates",
+            "Event ids of the gate's last hour whose records differ in content (the first received counts)",
+            {(result.gate,): float(result.facts["conflicting_duplicates"])},
+            ("gate",),
+            {"gate": result.gate, "metric": "conflicting_duplicates"},
+        )
     for failure in result.failures:
         log.error("%s gate, hour %s: %s", result.gate, hour_label(hour_ms), failure)
 

@@ -2,20 +2,71 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_start, iso
+
+log = logging.getLogger(__name__)
 
 CLOSE_GRACE_MS = 2 * 60 * 1000  # the speed layer's watermark and archive trigger, with room to spare
 UNPUBLISHED_GRACE_MS = HOUR_MS  # an hour never published is the hourly run's to do first
 LOOKBACK_MS = 7 * 24 * HOUR_MS  # older hours are for an explicit backfill
 
 
-def hour_is_closed(settings: Settings, hour_end_ms: int, now_ms: int | None = None) -> bool:
-    """True once no on-time event of the hour can still be on its way to the archive."""
+@dataclasses.dataclass(frozen=True)
+class ArchivePosition:
+    """How far the archive has committed Kafka, and where Kafka ends (None when Kafka did not answer)."""
+
+    read_to: dict[int, int]
+    newest_kafka_ms: int | None
+    kafka_end: dict[int, int] | None
+
+    @property
+    def unread(self) -> int | None:
+        """Records in Kafka the archive has not committed yet (None when unknown)."""
+        if self.kafka_end is None:
+            return None
+        return sum(max(0, end - self.read_to.get(p, 0)) for p, end in self.kafka_end.items())
+
+
+def archive_position(settings: Settings) -> ArchivePosition:
+    from twinlayer.storage import archive
+    from twinlayer.storage.kafka import end_offsets
+
+    read_to, newest = archive.ingest_position(settings.archive_dir)
+    try:
+        kafka_end: dict[int, int] | None = end_offsets(settings.kafka_bootstrap, settings.events_topic)
+    except Exception as exc:  # noqa: BLE001 — Kafka down: decide on the archive's own position
+        log.warning("Kafka's end offsets are unknown (%s): only the archive's newest record time decides", exc)
+        kafka_end = None
+    return ArchivePosition(read_to, newest, kafka_end)
+
+
+def hour_is_closed(
+    settings: Settings, hour_end_ms: int, now_ms: int | None = None, position: ArchivePosition | None = None
+) -> bool:
+    """True once no on-time event of the hour can still be on its way to the archive: the grace after the hour's
+    end has passed, and the archive has committed a record Kafka received after it — or every record Kafka holds
+    (a quiet topic). With the speed layer down or behind, an hour waits instead of being published short."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return now_ms >= hour_end_ms + CLOSE_GRACE_MS
+    closes_at = hour_end_ms + CLOSE_GRACE_MS
+    if now_ms < closes_at:
+        return False
+    position = archive_position(settings) if position is None else position
+    if position.newest_kafka_ms is not None and position.newest_kafka_ms >= closes_at:
+        return True
+    if position.unread == 0:
+        return True
+    log.info(
+        "hour ending %s waits for the archive: newest committed Kafka time %s, %s records not archived yet",
+        hour_end_ms,
+        position.newest_kafka_ms,
+        "unknown" if position.unread is None else position.unread,
+    )
+    return False
 
 
 def late_hours(

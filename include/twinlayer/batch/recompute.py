@@ -1,7 +1,8 @@
 """The batch layer's computation: the views of one hour, exactly, from the archive, written as a new version.
 
 The computation is ``views.aggregate`` — the same function the speed layer runs — over the hour's archived events
-after an exact dedupe on ``event_id``, with exact distinct counts beside the sketches.
+after an exact dedupe on ``event_id`` (``batch.dedupe``: the record Kafka received first), with exact distinct
+counts beside the sketches.
 
 Versions. The version of an hour is the number of archived records of that hour. The archive only grows, so a
 version number only grows as late events land; and the same archive gives the same version, so a rerun or a
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from twinlayer.batch import dedupe
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, View
@@ -55,8 +57,9 @@ def hour_events(spark, settings: Settings, hour_ms: int):
 
 
 def exact_events(raw):
-    """The batch layer's dedupe: exact over the whole hour (a re-sent event carries the same event time)."""
-    return raw.dropDuplicates(["event_id"])
+    """The batch layer's dedupe: exact over the whole hour, the first record Kafka received of every event id
+    (``batch.dedupe``; a re-sent event carries the same event time, so its copies share the hour)."""
+    return dedupe.first_received(raw)
 
 
 def snapshot_path(settings: Settings, hour_ms: int, version: int) -> Path:

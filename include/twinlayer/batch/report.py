@@ -69,7 +69,7 @@ def export_run_metrics(settings: Settings, hour_ms: int, seconds: float) -> None
 def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
     """What the archive and the batch layer hold right now, for the lambda overview: archived records, published
     hours and boundary, hours with late events not yet recomputed and how many records they miss."""
-    from twinlayer.batch.late import late_hours
+    from twinlayer.batch.late import archive_position, late_hours
     from twinlayer.batch.publish import boundary, published
     from twinlayer.storage import archive
     from twinlayer.storage import hbase as hbase_store
@@ -77,6 +77,7 @@ def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
     counts = archive.hour_counts(settings.archive_dir)
     publications = published(hbase_store.pool_for(settings, size=1), settings)
     stale = late_hours(settings, now_ms, counts, publications)
+    position = archive_position(settings)
     state = {
         "archive_records": sum(counts.values()),
         "archive_hours": len(counts),
@@ -84,6 +85,8 @@ def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
         "late_hours": len(stale),
         "late_records": sum(s["archived"] - s["published"] for s in stale),
         "boundary_ms": boundary(publications),
+        "archive_newest_kafka_ms": position.newest_kafka_ms,
+        "archive_unread_records": position.unread,
     }
     gauges = {
         "twinlayer_archive_records": ("Records in the master dataset", state["archive_records"]),
@@ -95,6 +98,16 @@ def export_state_metrics(settings: Settings, now_ms: int | None = None) -> dict:
         ),
         "twinlayer_batch_late_records": ("Archived records not yet in a published version", state["late_records"]),
     }
+    if position.newest_kafka_ms is not None:
+        gauges["twinlayer_archive_committed_through_seconds"] = (
+            "Kafka time of the newest record the archive has committed (hours before it may be recomputed)",
+            position.newest_kafka_ms / 1000,
+        )
+    if position.unread is not None:
+        gauges["twinlayer_archive_unread_records"] = (
+            "Records in Kafka the archive has not committed yet",
+            position.unread,
+        )
     for metric, (doc, value) in gauges.items():
         push_gauges(settings, JOB, metric, doc, {(): float(value)}, (), {"metric": metric.removeprefix("twinlayer_")})
     push_boundary(settings, state["boundary_ms"])

@@ -9,7 +9,8 @@ the batch id), then one commit record ``_commits/<batch id>.json`` that lists th
 written atomically. Only files a commit lists are part of the dataset: a file a crashed micro-batch left behind is
 not, and a replayed batch whose commit exists is skipped — so every record is archived exactly once even though
 Spark may run a micro-batch twice. The commit records also answer "how many records does each hour hold" without
-a JVM, equal to what the batch layer's Spark read counts (the hour's version; a test holds them together).
+a JVM, equal to what the batch layer's Spark read counts (the hour's version; a test holds them together), and how
+far in Kafka the archive has got (``ingest_position``: when an hour may be recomputed).
 
 Epochs (``epoch=0001``, …). An epoch is one life of the speed layer's checkpoints: batch ids restart at 0 with new
 checkpoints, so a speed layer that lost its checkpoints opens a new epoch instead of writing into one whose
@@ -109,6 +110,7 @@ def write_batch(
     for column in PLAIN_ENCODED:
         writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
     writer.parquet(str(staging))
+    position = _staged_position(staging)
     aside = staging / f"{HOUR_COLUMN}={SET_ASIDE}"
     set_aside_rows = 0
     if aside.is_dir():
@@ -125,12 +127,50 @@ def write_batch(
         rows = pq.ParquetFile(source).metadata.num_rows
         os.replace(source, target)
         files.append({"path": str(target.relative_to(epoch)), "hour": hour_label, "rows": rows})
-    record = {"batch_id": batch_id, "files": files, "rows": sum(f["rows"] for f in files), "set_aside": set_aside_rows}
+    record = {
+        "batch_id": batch_id,
+        "files": files,
+        "rows": sum(f["rows"] for f in files),
+        "set_aside": set_aside_rows,
+        **position,
+    }
     partial = commit.with_suffix(".tmp")
     partial.write_text(json.dumps(record))
     os.replace(partial, commit)
     shutil.rmtree(staging, ignore_errors=True)
     return record
+
+
+def _staged_position(staging: Path) -> dict[str, Any]:
+    """Where a staged micro-batch (archived and set-aside records) reached in Kafka: ``read_to`` (partition → the
+    offset after its last record) and ``newest_kafka_ms`` (its newest record's Kafka timestamp)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    staged = [str(p) for p in staging.glob("*/*.parquet")]
+    columns = ["kafka_partition", "kafka_offset", "kafka_timestamp"]
+    table = ds.dataset(staged, format="parquet").to_table(columns=columns) if staged else None
+    if table is None or not table.num_rows:
+        return {"read_to": {}, "newest_kafka_ms": None}
+    last = table.group_by("kafka_partition").aggregate([("kafka_offset", "max")]).to_pylist()
+    newest = pc.max(table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())).as_py()
+    return {"read_to": {str(r["kafka_partition"]): r["kafka_offset_max"] + 1 for r in last}, "newest_kafka_ms": newest}
+
+
+def ingest_position(archive_dir: Path) -> tuple[dict[int, int], int | None]:
+    """How far the archive has committed Kafka: (partition → the offset after the last committed record, the newest
+    committed record's Kafka timestamp in ms), from every epoch's commit records (those written before commit
+    records carried a position count for nothing)."""
+    read_to: dict[int, int] = {}
+    newest: int | None = None
+    for epoch in epochs(archive_dir):
+        for record in commits(epoch):
+            for partition, offset in record.get("read_to", {}).items():
+                read_to[int(partition)] = max(read_to.get(int(partition), 0), offset)
+            if record.get("newest_kafka_ms") is not None:
+                newest = max(newest or 0, record["newest_kafka_ms"])
+    return read_to, newest
 
 
 def read(spark: SparkSession, archive_dir: Path) -> DataFrame | None:

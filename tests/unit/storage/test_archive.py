@@ -93,3 +93,18 @@ def test_an_empty_archive_reads_as_an_empty_table(spark, tmp_path):
     assert archive.read(spark, empty.parent).count() == 0
     archive.write_batch(events(spark, 0, 0), empty, batch_id=0)
     assert archive.read(spark, empty.parent).count() == 0 and archive.hour_counts(empty.parent) == {}
+
+
+def test_commit_records_say_how_far_in_kafka_the_archive_has_got(spark, epoch):
+    """Set-aside records count: the archive has read them too."""
+    from pyspark.sql import functions as F
+
+    frame = events(spark, 0, 300).withColumn("kafka_partition", F.col("kafka_offset") % 3)
+    frame = frame.withColumn("error", F.when(F.col("kafka_offset") == 299, F.lit("bad")))
+    first = archive.write_batch(frame, epoch, 0, set_aside=F.col("error").isNotNull())
+    newest = max(HOUR + (i * 97_000) % (2 * HOUR_MS) for i in range(300))
+    assert first["read_to"] == {"0": 298, "1": 299, "2": 300} and first["newest_kafka_ms"] == newest
+    archive.write_batch(events(spark, 300, 10), epoch, batch_id=1)
+    assert archive.ingest_position(epoch.parent) == ({0: 310, 1: 299, 2: 300}, newest)
+    empty = archive.write_batch(events(spark, 0, 0), epoch, batch_id=2)
+    assert empty["read_to"] == {} and archive.ingest_position(epoch.parent)[0] == {0: 310, 1: 299, 2: 300}

@@ -1,0 +1,37 @@
+"""When an hour may be recomputed: pure logic over the archive's position in Kafka, no services."""
+
+from twinlayer.batch.late import CLOSE_GRACE_MS, ArchivePosition, hour_is_closed
+from twinlayer.model.config import load_settings
+
+END = 1_790_006_400_000
+CLOSES = END + CLOSE_GRACE_MS
+
+
+def closed(position: ArchivePosition, now_ms: int = CLOSES + 60_000) -> bool:
+    return hour_is_closed(load_settings(), END, now_ms=now_ms, position=position)
+
+
+def test_an_archive_behind_kafka_keeps_the_hour_open_whatever_the_clock():
+    behind = ArchivePosition({0: 10, 1: 5}, newest_kafka_ms=END - 30_000, kafka_end={0: 900, 1: 800})
+    assert not closed(behind)
+    assert not closed(behind, now_ms=END + 24 * 3_600_000)
+
+
+def test_a_record_received_after_the_grace_closes_the_hour():
+    assert closed(ArchivePosition({0: 10}, newest_kafka_ms=CLOSES, kafka_end={0: 900}))
+    assert not closed(ArchivePosition({0: 10}, newest_kafka_ms=CLOSES - 1, kafka_end={0: 900}))
+
+
+def test_a_quiet_topic_read_to_its_end_closes_the_hour():
+    assert closed(ArchivePosition({0: 900, 1: 800}, newest_kafka_ms=END - 30_000, kafka_end={0: 900, 1: 800}))
+    assert not closed(ArchivePosition({0: 900}, newest_kafka_ms=END - 30_000, kafka_end={0: 900, 1: 800}))
+
+
+def test_kafka_unreachable_leaves_the_archive_s_own_time_to_decide():
+    assert not closed(ArchivePosition({0: 900}, newest_kafka_ms=END - 30_000, kafka_end=None))
+    assert closed(ArchivePosition({0: 900}, newest_kafka_ms=CLOSES + 5, kafka_end=None))
+
+
+def test_nothing_closes_before_the_grace_has_passed():
+    caught_up = ArchivePosition({0: 900}, newest_kafka_ms=CLOSES + 5, kafka_end={0: 900})
+    assert not closed(caught_up, now_ms=CLOSES - 1)
