@@ -19,6 +19,7 @@ from twinlayer.batch import drift as batch_drift
 from twinlayer.batch import gates, late, report
 from twinlayer.batch import publish as publishing
 from twinlayer.batch.quality import QualityGateFailed
+from twinlayer.batch.runs import NotGated, record_gate_pass
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.config import PROJECT_ROOT
 from twinlayer.model.hours import HOUR_MS, hour_label
@@ -250,6 +251,9 @@ def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless
     assert batch_cells(settings) == before
     assert publishing.publish_hour(settings, lambda_run.hours[1]) == pointers[lambda_run.hours[1]]
     older = pointers[lambda_run.hours[1]]["version"] - 1  # a slower run of the same hour, with less of the archive
+    with pytest.raises(NotGated):
+        publishing.publish_hour(settings, lambda_run.hours[1], older)
+    record_gate_pass(settings, lambda_run.hours[1], older)  # its gate passed too
     assert publishing.publish_hour(settings, lambda_run.hours[1], older) == pointers[lambda_run.hours[1]]
     assert publishing.published(hbase_store.pool_for(settings, 1), settings) == pointers
 

@@ -18,7 +18,7 @@ from twinlayer.batch.quality import (
     validate_version,
 )
 from twinlayer.batch.report import JOB
-from twinlayer.batch.runs import read_run_record
+from twinlayer.batch.runs import read_run_record, record_gate_pass
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, View, event_count, key_column, selected
@@ -75,6 +75,7 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict, views: tuple
     result.facts["version"] = version
     push_gate(settings, hour_ms, result)
     result.raise_if_failed()
+    record_gate_pass(settings, hour_ms, version)
     return result
 
 

@@ -1,8 +1,10 @@
 """Publishing batch versions: the pointer of each hour, rollback, the time boundary, and retiring speed cells.
 
 One row of the batch table holds, per hour, the published version and the ones before it; publishing or rolling
-back an hour is one put to that row, which HBase applies atomically. Readers look the version up there first, so
-they never see a half-written version. The time boundary is the end of the newest published hour.
+back an hour is one check-and-put of the hour's column, which HBase applies atomically, so two runs of an hour
+cannot interleave their read and write. Only a version the view gate passed is published. Readers look the version
+up there first, so they never see a half-written version. The time boundary is the end of the newest published
+hour.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from twinlayer.batch.recompute import snapshot_path
 from twinlayer.batch.report import push_boundary
-from twinlayer.batch.runs import read_run_record
+from twinlayer.batch.runs import NotGated, gate_passed, read_run_record
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
 from twinlayer.model.views import VIEWS, View
@@ -38,50 +41,74 @@ def boundary(publications: dict[int, dict]) -> int | None:
     return max(publications) + HOUR_MS if publications else None
 
 
+SWAP_ATTEMPTS = 20
+
+
+def _change_pointer(pool, settings: Settings, hour_ms: int, decide: Callable[[dict | None], dict]) -> dict:
+    """Read the hour's entry, ``decide`` the next one, and put it only if the entry is still the one read (HBase
+    check-and-put); read again when another publish or rollback of the hour came first. ``decide`` returning the
+    current entry leaves it alone."""
+    label = hour_label(hour_ms)
+    for _ in range(SWAP_ATTEMPTS):
+        raw = hbase_store.read_publication(pool, settings.batch_table, label)
+        current = json.loads(raw) if raw else None
+        entry = decide(current)
+        if entry is current:
+            return entry
+        if hbase_store.swap_publication(pool, settings.batch_table, label, raw, json.dumps(entry).encode()):
+            return entry
+        log.info("%s: the pointer changed while it was being moved; reading it again", label)
+    raise RuntimeError(f"{label}: the pointer kept changing under {SWAP_ATTEMPTS} attempts to move it")
+
+
 def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
-    """Point the hour at ``version`` with one atomic row put; the previous versions stay for rollback."""
+    """Point the hour at ``version`` atomically; the previous versions stay for rollback. A lower version than the
+    one published is older data (a slower run of the same hour) and never replaces it, whatever the order in
+    which two runs get here."""
     if version <= 0:
         raise ValueError(f"nothing to publish for {hour_label(hour_ms)}: version {version}")
-    current = published(pool, settings).get(hour_ms)
-    if current and current["version"] == version:
-        return current
-    if current and current["version"] > version and "rolled_back_from" not in current:
-        # versions grow with the archive: a lower one is older data (a slower run of the same hour); keep the newer
-        log.warning(
-            "%s: version %d is published, not replacing it with the older %d",
-            hour_label(hour_ms),
-            current["version"],
-            version,
-        )
-        return current
-    history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
-    entry = {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}
-    _put_pointer(pool, settings, hour_ms, entry)
-    return entry
+
+    def decide(current: dict | None) -> dict:
+        if current and current["version"] == version:
+            return current
+        if current and current["version"] > version and "rolled_back_from" not in current:
+            log.warning(
+                "%s: version %d is published, not replacing it with the older %d",
+                hour_label(hour_ms),
+                current["version"],
+                version,
+            )
+            return current
+        history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
+        return {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}
+
+    return _change_pointer(pool, settings, hour_ms, decide)
 
 
 def rollback(pool, settings: Settings, hour_ms: int) -> dict:
     """Point the hour back at the version published before the current one."""
-    current = published(pool, settings).get(hour_ms)
-    if not current or not current["previous"]:
-        raise ValueError(f"{hour_label(hour_ms)} has no earlier published version to roll back to")
-    entry = {
-        "version": current["previous"][0],
-        "previous": current["previous"][1:],
-        "published_ms": int(time.time() * 1000),
-        "rolled_back_from": current["version"],
-    }
-    _put_pointer(pool, settings, hour_ms, entry)
-    return entry
 
+    def decide(current: dict | None) -> dict:
+        if not current or not current["previous"]:
+            raise ValueError(f"{hour_label(hour_ms)} has no earlier published version to roll back to")
+        return {
+            "version": current["previous"][0],
+            "previous": current["previous"][1:],
+            "published_ms": int(time.time() * 1000),
+            "rolled_back_from": current["version"],
+        }
 
-def _put_pointer(pool, settings: Settings, hour_ms: int, entry: dict) -> None:
-    hbase_store.write_publication(pool, settings.batch_table, hour_label(hour_ms), json.dumps(entry).encode())
+    return _change_pointer(pool, settings, hour_ms, decide)
 
 
 def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -> dict:
-    """Publish ``version`` (the one the view gate passed; by default the run record's)."""
+    """Publish ``version`` (by default the run record's), which the view gate must have passed."""
     version = read_run_record(settings, hour_ms)["version"] if version is None else version
+    if not gate_passed(settings, hour_ms, version):
+        raise NotGated(
+            f"{hour_label(hour_ms)}: version {version} has not passed the view gate; run the hour's recompute "
+            "(validate_version passes a version before it may be published)"
+        )
     pool = hbase_store.pool_for(settings, size=1)
     entry = publish(pool, settings, hour_ms, version)
     push_boundary(settings, boundary(published(pool, settings)))

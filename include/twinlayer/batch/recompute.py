@@ -7,8 +7,9 @@ counts beside the sketches.
 Versions. The version of an hour is the number of archived records of that hour. The archive only grows, so a
 version number only grows as late events land; and the same archive gives the same version, so a rerun or a
 backfill of an hour rewrites byte-identical cells (same row, column, timestamp and value). Batch cells carry the
-version as their HBase timestamp and the family keeps ``batch_versions_kept`` versions, so a published version and
-its predecessors coexist. ``batch.publish`` makes a version visible.
+version as their HBase timestamp and the family keeps every version, so a published version and its rollback
+history survive any number of unpublished versions written after them (a failed gate, a run that died mid-write)
+and any compaction. ``batch.publish`` makes a version visible.
 """
 
 from __future__ import annotations
@@ -86,6 +87,6 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
         events.unpersist()
     mutations = hbase_store.view_mutations(collected, batch_id=version, views=views, exact=True, timestamp=version)
     pool = hbase_store.pool_for(settings)
-    hbase_store.ensure_batch_table(pool, settings.batch_table, settings.batch_versions_kept)
+    hbase_store.ensure_batch_table(pool, settings.batch_table)
     hbase_store.ViewWriter(pool, settings.batch_table).write(mutations)
     return HourResult(hour_label(hour_ms), version, event_count, len(collected), time.perf_counter() - started)

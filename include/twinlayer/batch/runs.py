@@ -1,12 +1,14 @@
 """Run records: what the Spark job of an hour run leaves for the steps after it (version, counts, durations).
 
 The recompute runs in its own process (``spark_jobs/batch_recompute.py`` through ``SparkSubmitOperator``); it
-writes ``state/batch/runs/<hour>.json`` and the gate, publish, drift and metric steps read it.
+writes ``state/batch/runs/<hour>.json`` and the gate, publish, drift and metric steps read it. The view gate notes
+every version of an hour it passed in ``state/batch/gated/<hour>.json``; publish refuses any other.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from twinlayer.batch.recompute import HourResult
@@ -29,3 +31,29 @@ def read_run_record(settings: Settings, hour_ms: int) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no run record for {hour_label(hour_ms)} at {path}: did the recompute run?")
     return json.loads(path.read_text())
+
+
+class NotGated(RuntimeError):
+    """A version no view gate passed was about to be published."""
+
+
+def _gated_path(settings: Settings, hour_ms: int) -> Path:
+    return settings.batch_dir / "gated" / f"{hour_label(hour_ms)}.json"
+
+
+def gated_versions(settings: Settings, hour_ms: int) -> list[int]:
+    path = _gated_path(settings, hour_ms)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def record_gate_pass(settings: Settings, hour_ms: int, version: int) -> None:
+    """Note that ``version`` of the hour passed the view gate (written whole, then renamed)."""
+    path = _gated_path(settings, hour_ms)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(sorted({*gated_versions(settings, hour_ms), version})))
+    os.replace(partial, path)
+
+
+def gate_passed(settings: Settings, hour_ms: int, version: int) -> bool:
+    return version in gated_versions(settings, hour_ms)

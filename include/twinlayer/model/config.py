@@ -39,7 +39,6 @@ class Settings:
     events_partitions: int = 4
     speed_table: str = "twinlayer_speed"
     batch_table: str = "twinlayer_batch"
-    batch_versions_kept: int = 5
     serving_port: int = 8000
     serving_max_range_hours: int = 7 * 24  # the longest time range one serving answer covers
     alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml

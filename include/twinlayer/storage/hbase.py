@@ -230,8 +230,22 @@ def ensure_table(
     with_connection(pool, create)
 
 
-def ensure_batch_table(pool: Pool, name: str, versions_kept: int) -> None:
-    ensure_table(pool, name, max_versions=versions_kept, extra_families={PUBLISH_FAMILY: {"max_versions": 1}})
+ALL_VERSIONS = 2**31 - 1  # HBase's largest VERSIONS: no version is dropped by count, at a read or a compaction
+
+
+def ensure_batch_table(pool: Pool, name: str) -> None:
+    """The batch table: every version of every cell kept (a published version must outlive the unpublished ones
+    written after it), and the publication family."""
+    ensure_table(pool, name, max_versions=ALL_VERSIONS, extra_families={PUBLISH_FAMILY: {"max_versions": 1}})
+    kept = with_connection(pool, lambda conn: conn.table(name).families()[FAMILY]["max_versions"])
+    if kept < ALL_VERSIONS:
+        log.warning(
+            "HBase table %s keeps %d versions of a batch cell: a published version can be dropped once %d newer "
+            "ones are written. Recreate the table (the batch layer rewrites every hour) to keep all.",
+            name,
+            kept,
+            kept,
+        )
 
 
 class ViewWriter:
@@ -371,8 +385,26 @@ def read_publications(pool: Pool, table: str) -> dict[str, bytes]:
     return with_connection(pool, read)
 
 
-def write_publication(pool: Pool, table: str, hour_label: str, entry: bytes) -> None:
-    """One put of one hour's entry: HBase applies it atomically."""
-    with_connection(
-        pool, lambda conn: conn.table(table).put(PUBLISH_ROW, {f"{PUBLISH_FAMILY}:{hour_label}".encode(): entry})
-    )
+def read_publication(pool: Pool, table: str, hour_label: str) -> bytes | None:
+    """The raw publication entry of one hour, None when the hour was never published."""
+    column = f"{PUBLISH_FAMILY}:{hour_label}".encode()
+
+    def read(conn: Connection) -> bytes | None:
+        value: bytes | None = conn.table(table).row(PUBLISH_ROW, columns=[column]).get(column)
+        return value
+
+    return with_connection(pool, read)
+
+
+def swap_publication(pool: Pool, table: str, hour_label: str, expected: bytes | None, entry: bytes) -> bool:
+    """Put one hour's entry only if it still reads ``expected`` (None: the hour has no entry yet); HBase checks and
+    puts atomically (Thrift ``checkAndPut``). False when another writer changed it first."""
+    from Hbase_thrift import Mutation as ThriftMutation  # registered by happybase when it loads its Thrift IDL
+
+    column = f"{PUBLISH_FAMILY}:{hour_label}".encode()
+
+    def swap(conn: Connection) -> bool:
+        put = ThriftMutation(column=column, value=entry)
+        return bool(conn.client.checkAndPut(conn.table(table).name, PUBLISH_ROW, column, expected, put, {}))
+
+    return with_connection(pool, swap)
