@@ -17,8 +17,10 @@ For the hour of the data interval:
 5. **publish** — one atomic put moves the hour's pointer to the version the gate passed (the previous one stays
    for `twinlayer rollback`; an older version never replaces a newer one), which moves the serving time boundary;
 6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
-7. **export_metrics** — rows, durations, last success;
-8. **expire_speed** — deletes the hour's speed cells: serving answers it from the batch layer now.
+7. **export_metrics** — rows, durations, last success.
+
+Serving answers a published hour from the batch layer; its speed cells are not deleted (a delete marker would mask
+any later rewrite of those windows) but expire by the speed table's TTL, eight days after their window.
 
 Every task reads and writes only its hour, so `airflow backfill create --dag-id twinlayer_recompute ...` (or the
 UI's backfill) recomputes any range; a rerun of an hour writes byte-identical cells.
@@ -119,18 +121,11 @@ def twinlayer_recompute():
         started = dag_run.start_date or pendulum.now("UTC")
         export_run_metrics(load_settings(), _ms(data_interval_start), (pendulum.now("UTC") - started).total_seconds())
 
-    @task
-    def expire_speed(data_interval_start=None) -> int:
-        from twinlayer.batch.publish import expire_speed_hour
-        from twinlayer.model.config import load_settings
-
-        return expire_speed_hour(load_settings(), _ms(data_interval_start))
-
     raw_facts = validate_raw()
     hour_closed() >> raw_facts >> recompute
     version = validate_version(raw_facts)
     recompute >> version
-    publish(version) >> drift() >> export_metrics() >> expire_speed()
+    publish(version) >> drift() >> export_metrics()
 
 
 twinlayer_recompute()

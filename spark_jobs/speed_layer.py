@@ -16,15 +16,9 @@ from pathlib import Path
 from twinlayer.model.config import load_settings
 from twinlayer.runtime.spark import build_session
 from twinlayer.speed import NEEDS_OPERATOR
+from twinlayer.speed.checkpoints import CheckpointMissing, incompatible_state
 from twinlayer.speed.metrics import ProgressListener, SpeedMetrics, serve
-from twinlayer.speed.stream import (
-    QUERIES,
-    SESSION_CONF,
-    CheckpointMissing,
-    SpeedOptions,
-    incompatible_state,
-    start_speed_layer,
-)
+from twinlayer.speed.stream import QUERIES, SESSION_CONF, SpeedOptions, start_speed_layer
 from twinlayer.storage import hbase as hbase_store
 from twinlayer.storage.kafka import ensure_topics
 

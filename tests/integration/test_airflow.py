@@ -2,11 +2,14 @@
 integrity without services: tests/unit/dags)."""
 
 import re
+import stat
 import time
 
 import pytest
 import requests
 
+from twinlayer.localstack.airflow_api import AirflowClient
+from twinlayer.localstack.services import airflow_login, airflow_passwords_file
 from twinlayer.model.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -18,11 +21,28 @@ def dag_ids_in_files() -> set[str]:
 
 @pytest.fixture(scope="module")
 def api(stack, settings):
+    client = AirflowClient.for_stack(settings)
+    return client.base, client.session
+
+
+def test_airflow_needs_a_login_and_its_secrets_are_the_owner_s_alone(stack, settings):
     base = settings.url("airflow_port")
-    token = requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return base, session
+    assert requests.get(f"{base}/api/v2/dags", timeout=10).status_code == 401
+    assert requests.get(f"{base}/auth/token", timeout=10).status_code == 403  # no token without a login
+    user, password = airflow_login(settings)
+    wrong = requests.post(f"{base}/auth/token", json={"username": user, "password": password + "x"}, timeout=10)
+    assert wrong.status_code == 401
+    with pytest.raises(PermissionError):
+        AirflowClient(base, (user, password + "x"))
+    for secret in (
+        settings.state_dir / "supervisord.conf",
+        settings.state_dir / "airflow" / "jwt_secret",
+        airflow_passwords_file(settings),
+    ):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    quit_prometheus = requests.post(f"{settings.url('prometheus_port')}/-/quit", timeout=10)
+    assert quit_prometheus.status_code == 403 and "Lifecycle API is not enabled" in quit_prometheus.text
+    assert requests.get(f"{settings.url('prometheus_port')}/-/healthy", timeout=10).status_code == 200
 
 
 def test_api_server_is_healthy(stack, settings):

@@ -362,16 +362,29 @@ def pushed_value(settings, name, **labels):
     return values[0]
 
 
-def test_expire_and_rollback(lambda_run, published):
+def test_speed_cells_of_a_published_hour_stay_rewritable_and_expire_by_ttl(lambda_run, published, stack):
+    """The recompute leaves a published hour's speed cells to the table's TTL: a replay rewriting them (same row,
+    same timestamp) is visible, where a delete marker would have masked it."""
     settings = lambda_run.settings
     hour = lambda_run.hours[0]
-    deleted = publishing.expire_speed_hour(settings, hour)
-    assert deleted > 0
     view = by_name()["campaign_views_10s"]
-    key = next(k for (v, k, s) in truth.view_cells(lambda_run.events) if v == view.name)
-    from twinlayer.storage.hbase import read_view
-
-    assert read_view(Server(settings).pool, settings.speed_table, view, key, hour, hour + HOUR_MS) == []
+    pool = Server(settings).pool
+    key = next(k for (v, k, s) in truth.view_cells(lambda_run.events) if v == view.name and hour <= s < hour + HOUR_MS)
+    before = hbase_store.read_view(pool, settings.speed_table, view, key, hour, hour + HOUR_MS)
+    assert before, "the speed layer's cells of a published hour are still there"
+    window = before[0].window_start_ms
+    rewrite = hbase_store.Mutation(
+        hbase_store.row_key(view.name, key, window), {b"m:views": hbase_store.encode_value(987654)}, window
+    )
+    hbase_store.ViewWriter(pool, settings.speed_table).write([rewrite])
+    after = hbase_store.read_view(pool, settings.speed_table, view, key, window, window + 1)
+    assert after[0].measures["views"] == 987654
+    conn = happybase.Connection(settings.host, settings.thrift_port, timeout=20000)
+    try:
+        stack_ttl = conn.table(stack.settings.speed_table).families()[hbase_store.FAMILY]["time_to_live"]
+    finally:
+        conn.close()
+    assert stack_ttl == stack.settings.speed_ttl_seconds
     with pytest.raises(ValueError, match="no earlier published version"):
         publishing.rollback(hbase_store.pool_for(settings, 1), settings, hour)
 

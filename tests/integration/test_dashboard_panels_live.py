@@ -69,7 +69,7 @@ def busy_stack(stack, settings, request):
                 seed=77,
             ),
         )
-        client = AirflowClient(settings.url("airflow_port"))
+        client = AirflowClient.for_stack(settings)
         now_ms = int(time.time() * 1000)
         for dag_id in ("twinlayer_stack_health", "twinlayer_metric_export", "twinlayer_speed_watchdog"):
             run = client.run_interval(dag_id, now_ms - 60_000, now_ms, f"test_dashboards_{now_ms}")

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests import truth
-from tests.browser import chromium_page
+from tests.browser import chromium_page, log_in_to_airflow
 from tests.sockets import ListeningSampler, exposed
 from twinlayer.batch import late
 from twinlayer.cli import main as cli_main
@@ -84,7 +84,7 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     archive_past_events(spark, settings, hour, 3000)
 
     run_id = f"test_{hour_label(hour)}_{int(time.time())}"
-    result = AirflowClient(settings.url("airflow_port")).run_interval(DAG_ID, hour, hour + HOUR_MS, run_id)
+    result = AirflowClient.for_stack(settings).run_interval(DAG_ID, hour, hour + HOUR_MS, run_id)
     assert result["state"] == "success", result["tasks"]
     assert set(result["tasks"].values()) == {"success"}
     print(f"DAG run wall time: {result['seconds']:.0f}s")
@@ -120,7 +120,7 @@ def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_ch
     assert cli_main(command) == 0, capsys.readouterr().err  # the backfill a person starts from the command line
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert runs == {hour_label(first + i * HOUR_MS): "success" for i in range(3)}
-    client = AirflowClient(settings.url("airflow_port"))
+    client = AirflowClient.for_stack(settings)
     publications = Server(settings).publications()
     assert all(hour_label(first + i * HOUR_MS) in publications for i in range(3))
     cells = batch_cells_of(settings, first, 3)
@@ -140,7 +140,7 @@ def test_a_backfill_created_in_the_airflow_ui_publishes_its_hour(stack, settings
     when = dt.datetime.fromtimestamp(hour / 1000, dt.UTC)
     with ListeningSampler("batch_recompute.py") as batch_job:
         create_backfill_in_the_ui(settings, when)
-        client = AirflowClient(settings.url("airflow_port"))
+        client = AirflowClient.for_stack(settings)
         deadline = time.monotonic() + 600
         while (runs := client.backfill_runs(DAG_ID, hour, hour)).get(hour) not in ("success", "failed"):
             assert time.monotonic() < deadline, f"the UI's backfill of {hour_label(hour)} did not finish: {runs}"
@@ -153,7 +153,7 @@ def test_a_backfill_created_in_the_airflow_ui_publishes_its_hour(stack, settings
 
 def create_backfill_in_the_ui(settings, when: dt.datetime) -> None:
     with chromium_page() as page:
-        page.goto(f"{settings.url('airflow_port')}/dags/{DAG_ID}", wait_until="networkidle", timeout=60_000)
+        log_in_to_airflow(page, settings, f"/dags/{DAG_ID}")
         page.get_by_role("button", name="Trigger").click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text("Backfill", exact=True).click()
@@ -172,7 +172,7 @@ def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(sta
     hour = unused_past_hours(spark, settings)
     label = hour_label(hour)
     archive_past_events(spark, settings, hour, 1000, seed=51)
-    client = AirflowClient(settings.url("airflow_port"))
+    client = AirflowClient.for_stack(settings)
     first = client.run_interval(DAG_ID, hour, hour + HOUR_MS, f"test_{label}_{int(time.time())}")
     assert first["state"] == "success", first["tasks"]
     version = Server(settings).publications()[label]["version"]

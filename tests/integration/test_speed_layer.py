@@ -100,6 +100,9 @@ def test_sigkill_mid_stream_and_restart_on_checkpoint_changes_nothing(settings, 
 
 
 def test_lost_checkpoint_is_refused_unless_reset_is_asked(settings, spark, speed_layer):
+    """Losing the ingest query's checkpoint alone is refused like losing all of them; a reset start killed before its
+    first commit starts again where the reset said, not from Kafka's oldest record (which would archive every
+    record of the first epoch a second time)."""
     import shutil
 
     run = speed_layer()
@@ -109,13 +112,26 @@ def test_lost_checkpoint_is_refused_unless_reset_is_asked(settings, spark, speed
         run.wait_until(lambda m: run.processed("ingest") >= 1000, 120, "the archive to take the first events")
     finally:
         run.stop()
-    shutil.rmtree(run.checkpoint_dir)
+    shutil.rmtree(run.checkpoint_dir / "ingest")
+    run.start(wait=False)
+    assert run.process.wait(timeout=180) == 3
+    assert "ingest query's checkpoint" in run.log_tail() and "--reset-checkpoints" in run.log_tail()
 
+    shutil.rmtree(run.checkpoint_dir)
     run.start(wait=False)
     assert run.process.wait(timeout=180) == 3
     assert "checkpoints" in run.log_tail() and "--reset-checkpoints" in run.log_tail()
 
-    run.start("--reset-checkpoints")
+    marker = run.checkpoint_dir / "archive_epoch"
+    run.start("--reset-checkpoints", wait=False)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert time.monotonic() < deadline and run.process.poll() is None, run.log_tail()
+        time.sleep(0.05)
+    run.kill()  # before any query committed a micro-batch of the new epoch
+    assert not list(run.archive_dir.glob("epoch=0002/_commits/*.json"))
+
+    run.start()
     try:
         produce(settings.kafka_bootstrap, run.topic, Workload(rate=2000, count=500, seed=4))
         run.wait_until(lambda m: run.processed("ingest") >= 500, 120, "the new epoch to archive new events")

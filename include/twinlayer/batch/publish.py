@@ -1,10 +1,14 @@
-"""Publishing batch versions: the pointer of each hour, rollback, the time boundary, and retiring speed cells.
+"""Publishing batch versions: the pointer of each hour, rollback and the time boundary.
 
 One row of the batch table holds, per hour, the published version and the ones before it; publishing or rolling
 back an hour is one check-and-put of the hour's column, which HBase applies atomically, so two runs of an hour
 cannot interleave their read and write. Only a version the view gate passed is published. Readers look the version
 up there first, so they never see a half-written version. The time boundary is the end of the newest published
 hour.
+
+Nothing here deletes the speed cells of a published hour: serving answers it from the batch layer, and the speed
+table's TTL (``speed_ttl_seconds``, counted from each cell's window start) retires them. A delete would leave a
+marker that masks every later rewrite of those windows (a replay, a rebuild) until a major compaction.
 """
 
 from __future__ import annotations
@@ -14,12 +18,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from twinlayer.batch.recompute import snapshot_path
 from twinlayer.batch.report import push_boundary
 from twinlayer.batch.runs import NotGated, gate_passed, read_run_record
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
-from twinlayer.model.views import VIEWS, View
 from twinlayer.storage import hbase as hbase_store
 
 log = logging.getLogger(__name__)
@@ -113,23 +115,3 @@ def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -
     entry = publish(pool, settings, hour_ms, version)
     push_boundary(settings, boundary(published(pool, settings)))
     return entry
-
-
-def expire_speed_hour(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS) -> int:
-    """Delete the speed cells of a published hour: serving answers it from the batch layer from now on."""
-    import pandas as pd
-
-    record = read_run_record(settings, hour_ms)
-    snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"]), columns=["view", "key"])
-    pool = hbase_store.pool_for(settings, size=1)
-    return sum(
-        hbase_store.delete_windows(
-            pool,
-            settings.speed_table,
-            view.name,
-            sorted(set(snapshot[snapshot["view"] == view.name]["key"])),
-            hour_ms,
-            hour_ms + HOUR_MS,
-        )
-        for view in views
-    )

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"{dag!r} is not backfilled by hour; choose one of {', '.join(BACKFILLED_DAGS)}")
         first, last = hours_between(start, end)
         hours = (last - first) // HOUR_MS + 1
-        client = AirflowClient(load_settings().url("airflow_port"), timeout=30)
+        client = AirflowClient.for_stack(load_settings(), timeout=30)
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=console, transient=True, disable=as_json) as progress:
             task = progress.add_task(f"{dag} {hour_label(first)} … {hour_label(last)}", total=hours)

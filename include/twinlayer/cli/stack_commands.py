@@ -12,6 +12,7 @@ import typer
 from rich.text import Text
 
 from twinlayer.cli.output import SERVICE_DOWN, USAGE, JsonOption, console, emit_json, fail, table
+from twinlayer.localstack.services import airflow_login
 from twinlayer.localstack.stack import Stack
 from twinlayer.model.config import Settings, load_settings
 
@@ -42,12 +43,15 @@ def down() -> None:
 @stack_app.command()
 def status(as_json: JsonOption = False) -> None:
     """Each service: up or down, and why. Exit 3 when one is down."""
-    rows = _stack().status()
+    stack = _stack()
+    rows = stack.status()
+    user, password = airflow_login(stack.settings)
     if as_json:
         emit_json([{"service": name, "state": state, "detail": why} for name, state, why in rows])
     else:
         colored = [[n, Text(s, style="green" if s == "up" else "red"), w] for n, s, w in rows]
         table(None, ["service", "state", "detail"], colored)
+        console.print(Text(f"Airflow login: {user} / {password}  ({stack.settings.url('airflow_port')})"))
     if any(state != "up" for _, state, _ in rows):
         raise typer.Exit(SERVICE_DOWN)
 

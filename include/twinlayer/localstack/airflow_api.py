@@ -1,8 +1,8 @@
 """A small client of Airflow's REST API (v2): trigger a DAG run for an explicit data interval and wait for it, or
 run Airflow's own backfill over a range of dates.
 
-Used by `make demo`, `twinlayer backfill` and the tests; the embedded stack's simple auth manager hands out a token
-without a login.
+Used by `make demo`, `twinlayer backfill` and the tests. It logs in as the embedded stack's Airflow admin (the
+simple auth manager's generated password, ``localstack.services.airflow_login``) and sends the token it gets.
 """
 
 from __future__ import annotations
@@ -17,12 +17,25 @@ from twinlayer.model.hours import floor_hour, iso, parse_time
 
 
 class AirflowClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, login: tuple[str, str], timeout: float = 10.0) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
-        token = self.session.get(f"{self.base}/auth/token", timeout=timeout).json()["access_token"]
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        username, password = login
+        response = self.session.post(
+            f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=timeout
+        )
+        if response.status_code == 401:
+            raise PermissionError(f"Airflow at {self.base} refused the login of {username!r}")
+        response.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    @classmethod
+    def for_stack(cls, settings, timeout: float = 10.0) -> AirflowClient:
+        """A client of the embedded stack's Airflow, logged in as its admin."""
+        from twinlayer.localstack.services import airflow_login
+
+        return cls(settings.url("airflow_port"), airflow_login(settings), timeout=timeout)
 
     def _call(self, method: str, path: str, attempts: int = 1, **kwargs) -> dict:
         """One API call; ``attempts`` > 1 retries an HTTP 503 (an API server still starting, or a metadata database

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from twinlayer.localstack.services import airflow_login
 from twinlayer.localstack.stack import Stack
 
 console = Console(highlight=False)
@@ -100,7 +101,7 @@ def lambda_flow(stack: Stack, count: int = 3000) -> None:
     from twinlayer.storage import archive
 
     settings = stack.settings
-    client = AirflowClient(settings.url("airflow_port"), timeout=30)
+    client = AirflowClient.for_stack(settings, timeout=30)
     hour = floor_hour(int(time.time() * 1000)) - 2 * HOUR_MS
     while client.has_run("twinlayer_recompute", hour):  # an earlier demo's hour: Airflow keeps one run per hour
         hour -= HOUR_MS
@@ -169,10 +170,11 @@ def task_table(tasks: dict[str, str | None]) -> Table:
 
 def print_urls(stack: Stack) -> None:
     s = stack.settings
+    airflow_user, airflow_password = airflow_login(s)
     step("== where to look")
     places = Table(show_header=False, box=None, padding=(0, 3))
     for name, where in (
-        ("Airflow UI", f"{s.url('airflow_port')}/   (no login on the embedded stack: everyone is admin)"),
+        ("Airflow UI", f"{s.url('airflow_port')}/   (login {airflow_user} / {airflow_password})"),
         ("Prometheus", f"{s.url('prometheus_port')}/   (try twinlayer_speed_input_rows_total)"),
         ("Alertmanager", f"{s.url('alertmanager_port')}/"),
         ("Pushgateway", f"{s.url('pushgateway_port')}/"),

@@ -198,14 +198,36 @@ def thrift_command(settings: Settings, layout: JvmLayout) -> list[str]:
     ]
 
 
+AIRFLOW_USER = "admin"
+
+
+def _secret_file(path: Path, content: Callable[[], str]) -> Path:
+    """A file only its owner reads, written once with ``content()``."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(content())
+    path.chmod(0o600)
+    return path
+
+
+def airflow_passwords_file(settings: Settings) -> Path:
+    """The simple auth manager's password of the Airflow admin, generated once (mode 0600)."""
+    return _secret_file(
+        settings.state_dir / "airflow" / "passwords.json",
+        lambda: json.dumps({AIRFLOW_USER: secrets.token_urlsafe(18)}) + "\n",
+    )
+
+
+def airflow_login(settings: Settings) -> tuple[str, str]:
+    """(user, password) of the embedded stack's Airflow: the UI asks for them, the project's client logs in."""
+    return AIRFLOW_USER, json.loads(airflow_passwords_file(settings).read_text())[AIRFLOW_USER]
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every Airflow process (and by tests that import Airflow in-process)."""
     home = settings.state_dir / "airflow"
-    secret_file = home / "jwt_secret"
-    if not secret_file.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        secret_file.write_text(secrets.token_urlsafe(32))
-        secret_file.chmod(0o600)
+    secret_file = _secret_file(home / "jwt_secret", lambda: secrets.token_urlsafe(32))
     base = f"http://{settings.host}:{settings.airflow_port}"
     return {
         "AIRFLOW_HOME": str(home),
@@ -214,7 +236,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_passwords_file(settings)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.sqlalchemy_url(settings),
         "AIRFLOW__API__HOST": settings.host,
@@ -268,7 +292,6 @@ def services(settings: Settings) -> list[Service]:
                 f"--config.file={conf / 'prometheus.yml'}",
                 f"--storage.tsdb.path={settings.state_dir / 'prometheus'}",
                 f"--web.listen-address={settings.host}:{settings.prometheus_port}",
-                "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=7d",
             ],
             check_prometheus,

@@ -156,7 +156,10 @@ class Stack:
             "prometheus.yml", s, s.state_dir / "conf" / "prometheus.yml", rules_dir=MONITORING / "prometheus" / "rules"
         )
         svcs = self.services()
-        (s.state_dir / "supervisord.conf").write_text(supervisord_conf(s, svcs))
+        conf = s.state_dir / "supervisord.conf"  # the programs' environments hold Airflow's secrets: owner only
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        conf.write_text(supervisord_conf(s, svcs))
         self._format_kafka_storage()
         try:
             postgres.initialise(s)

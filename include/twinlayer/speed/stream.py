@@ -10,17 +10,14 @@
              publish a dead letter twice). Stateless, larger batches, a slower trigger.
 
 Each query has its own checkpoint. The archive lives in epochs (``epoch=0001``, …): batch ids restart with new
-checkpoints, so a speed layer that lost its checkpoint must never write into an existing epoch (its commits would
-make it skip "already committed" batches); starting without checkpoints over an existing archive is refused unless
-a reset is asked for, and a reset opens a new epoch starting right after the last archived Kafka offsets.
+checkpoints, so a start over lost checkpoints must never write into an existing epoch; ``speed.checkpoints``
+decides where a start begins and when it is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,6 +30,7 @@ from pyspark.sql.streaming import StreamingQuery
 from twinlayer.model.config import Settings
 from twinlayer.model.views import VIEWS, View, aggregate
 from twinlayer.speed import QUERIES, WARMUP_PREFIX  # noqa: F401 — QUERIES re-exported for the entry point
+from twinlayer.speed.checkpoints import plan_start
 from twinlayer.speed.dead_letters import DeadLetterSender, envelope
 from twinlayer.speed.parse import (
     EVENT_COLUMNS,
@@ -71,38 +69,6 @@ SESSION_CONF = {
 }
 
 
-# Spark's conditions for a checkpoint whose state another shape of query wrote (a view, a measure, the dedupe or the
-# shuffle width changed since)
-INCOMPATIBLE_STATE = (
-    "STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA",
-    "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE",
-    "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
-    "STATE_STORE_KEY_ROW_FORMAT_VALIDATION_FAILURE",
-    "STATE_STORE_VALUE_ROW_FORMAT_VALIDATION_FAILURE",
-    "STREAMING_STATEFUL_OPERATOR_MISSING_STATE_DIRECTORY",
-)
-
-
-def incompatible_state(error: BaseException | str | None, checkpoint: Path) -> str | None:
-    """What to tell the operator when ``error`` says a query's checkpoint holds state of another shape, else None."""
-    text = str(error or "")
-    condition = next((name for name in INCOMPATIBLE_STATE if name in text), None)
-    if condition is None:
-        return None
-    query = checkpoint.name
-    return (
-        f"the {query} query cannot continue from its checkpoint {checkpoint}: Spark says {condition}, the state "
-        "there was written by another definition of the views or of their dedupe. The archive, its checkpoint and "
-        "the dead letters are not affected. Either run the code that wrote that checkpoint, or move the folder "
-        f"aside: the {query} query then rebuilds its windows from the oldest record Kafka still holds, rewriting "
-        "the same cells in place."
-    )
-
-
-class CheckpointMissing(RuntimeError):
-    """The archive exists but the speed layer's checkpoints do not: refusing to guess where to restart."""
-
-
 @dataclasses.dataclass(frozen=True)
 class SpeedOptions:
     topic: str
@@ -137,35 +103,6 @@ class SpeedOptions:
         }
         base.update(overrides)
         return cls(**base)
-
-
-# --- start plan ---------------------------------------------------------------------------------------------------
-
-
-def _plan_start(spark: SparkSession, options: SpeedOptions) -> tuple[Path, str]:
-    """(archive epoch folder, Kafka starting offsets) for this start; raises CheckpointMissing when unsafe."""
-    marker = options.checkpoint_dir / "archive_epoch"
-    if marker.exists():
-        return Path(marker.read_text().strip()), "earliest"
-    epochs = archive.epochs(options.archive_dir)
-    if epochs and not options.reset_checkpoints:
-        raise CheckpointMissing(
-            f"the archive {options.archive_dir} has data but the checkpoints in {options.checkpoint_dir} are gone. "
-            "Restore them, or start with --reset-checkpoints to open a new archive epoch that continues after the "
-            "last archived Kafka offsets (speed views of the windows open at that moment will be partial until the "
-            "batch layer recomputes them)."
-        )
-    if options.checkpoint_dir.exists():
-        shutil.rmtree(options.checkpoint_dir)
-    options.checkpoint_dir.mkdir(parents=True)
-    starting = "earliest"
-    if epochs:
-        last = archive.last_offsets(spark, options.archive_dir)
-        starting = json.dumps({options.topic: {str(p): o + 1 for p, o in last.items()}}) if last else "earliest"
-        log.warning("reset: new archive epoch, Kafka offsets start at %s", starting)
-    epoch = archive.open_epoch(options.archive_dir, len(epochs) + 1)
-    marker.write_text(str(epoch))
-    return epoch, starting
 
 
 # --- queries ----------------------------------------------------------------------------------------------------
@@ -311,7 +248,9 @@ def start_speed_layer(
     """Start the two queries; the caller awaits and stops them."""
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
-    epoch, starting = _plan_start(spark, options)
+    epoch, starting = plan_start(
+        spark, options.checkpoint_dir, options.archive_dir, options.topic, options.reset_checkpoints
+    )
     mapping = campaign_mapping(spark).cache()
     bootstrap = settings.kafka_bootstrap
 

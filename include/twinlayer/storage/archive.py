@@ -75,6 +75,11 @@ def committed(epoch: Path, batch_id: int) -> bool:
     return _commit_path(epoch, batch_id).exists()
 
 
+def last_batch_id(epoch: Path) -> int | None:
+    """The newest micro-batch the epoch has committed, None when it has none."""
+    return max((int(p.stem) for p in (epoch / COMMITS).glob("*.json")), default=None)
+
+
 def commits(epoch: Path) -> list[dict[str, Any]]:
     """The commit records of an epoch, in batch order."""
     return [json.loads(p.read_text()) for p in sorted((epoch / COMMITS).glob("*.json"))]

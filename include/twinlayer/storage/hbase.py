@@ -347,29 +347,6 @@ def view_keys(pool: Pool, table: str, view: str, from_ms: int, to_ms: int) -> di
     return with_connection(pool, scan)
 
 
-def delete_windows(pool: Pool, table: str, view: str, keys: Iterable[str], from_ms: int, to_ms: int) -> int:
-    """Delete the rows of ``view`` for ``keys`` whose window starts in [from_ms, to_ms); returns how many."""
-
-    def delete(conn: Connection) -> int:
-        handle, deleted = conn.table(table), 0
-        for key in keys:
-            rows = [
-                row
-                for row, _ in handle.scan(
-                    row_start=window_bound(view, key, from_ms),
-                    row_stop=window_bound(view, key, to_ms),
-                    columns=[BATCH_COLUMN],
-                )
-            ]
-            with handle.batch() as batch:
-                for row in rows:
-                    batch.delete(row)
-            deleted += len(rows)
-        return deleted
-
-    return with_connection(pool, delete)
-
-
 # --- the publication row of the batch table ------------------------------------------------------------------------
 
 

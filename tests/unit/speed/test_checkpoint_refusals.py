@@ -3,7 +3,7 @@ speed layer exits for a person instead of restarting into the same refusal. Pure
 
 from pathlib import Path
 
-from twinlayer.speed.stream import incompatible_state
+from twinlayer.speed.checkpoints import incompatible_state
 
 
 def test_state_of_another_shape_gets_advice_naming_the_checkpoint():
