@@ -4,8 +4,9 @@
 For the hour of the data interval:
 
 1. **hour_closed** — waits two minutes past the hour's end (the speed layer's watermark and archive trigger), and
-   until the archive has committed a record Kafka received after that, or every record Kafka holds: with the speed
-   layer down or behind, the hour waits instead of being published short (`twinlayer_archive_unread_records`);
+   until, on every partition, the archive has committed a record Kafka received after that or every record the
+   partition holds: with the speed layer down or behind, the hour waits instead of being published short
+   (`twinlayer_archive_unread_records`);
 2. **validate_raw** — Great Expectations on the archived hour (nulls, enumerations, event times inside the hour,
    reconciliation with what the speed layer counted); a failure stops the run, nothing is published. An event id
    sent twice with different contents counts once, as the record Kafka received first
@@ -14,7 +15,7 @@ For the hour of the data interval:
    defined by the `AIRFLOW_CONN_TWINLAYER_SPARK` environment variable): the same view definitions as the speed
    layer, written to HBase as a new version of the hour;
 4. **validate_version** — Great Expectations on the new version (schema, ranges, totals equal the raw counts);
-5. **publish** — one atomic put moves the hour's pointer to the version the gate passed (the previous one stays
+5. **publish** — one atomic check-and-put moves the hour's pointer to the version the gate passed (the previous one stays
    for `twinlayer rollback`; an older version never replaces a newer one), which moves the serving time boundary;
 6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
 7. **export_metrics** — rows, durations, last success.

@@ -230,12 +230,17 @@ def test_conflicting_duplicates_are_counted_and_the_hour_is_published(lambda_run
 
 def test_the_archive_knows_how_far_it_has_read_kafka_and_closes_hours_by_it(lambda_run):
     settings, topic = lambda_run.settings, lambda_run.run.topic
-    read_to, newest = archive.ingest_position(settings.archive_dir)
+    position = archive.ingest_position(settings.archive_dir)
     kafka_end = end_offsets(settings.kafka_bootstrap, topic)
-    assert read_to == {p: end for p, end in kafka_end.items() if end}
-    assert newest == max(r.timestamp_ms for r in truth.read_topic(settings.kafka_bootstrap, topic))
-    caught_up = late.ArchivePosition(read_to, newest, kafka_end)
-    behind = late.ArchivePosition({p: end // 2 for p, end in read_to.items()}, min(lambda_run.hours), kafka_end)
+    assert position.read_to == {p: end for p, end in kafka_end.items() if end}
+    newest: dict[int, int] = {}
+    for r in truth.read_topic(settings.kafka_bootstrap, topic):
+        newest[r.partition] = max(newest.get(r.partition, r.timestamp_ms), r.timestamp_ms)
+    assert position.newest_ms == newest
+    caught_up = late.ArchivePosition(position.read_to, position.newest_ms, kafka_end)
+    behind = late.ArchivePosition(
+        {p: end // 2 for p, end in position.read_to.items()}, dict.fromkeys(newest, min(lambda_run.hours)), kafka_end
+    )
     hour_end = lambda_run.hours[-1] + HOUR_MS
     assert caught_up.unread == 0 and late.hour_is_closed(settings, hour_end, position=caught_up)
     assert behind.unread > 0 and not late.hour_is_closed(settings, hour_end, position=behind)

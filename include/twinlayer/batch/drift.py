@@ -71,8 +71,8 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
             ratios[(view.name, measure)] = report["ratio"]
             values[(view.name, measure)] = report["abs_diff"]
     if not speed_seen:
-        # a recompute of an hour whose speed cells already expired (late data): there is nothing to compare,
-        # and the drift measured when the hour was first published stands
+        # a recompute of an hour whose speed cells the table's TTL retired: there is nothing to compare, and the
+        # drift measured when the hour was last recomputed stands
         log.info("no speed cells for %s: drift not measured", hour_label(hour_ms))
         return {}
     push_gauges(

@@ -18,55 +18,77 @@ LOOKBACK_MS = 7 * 24 * HOUR_MS  # older hours are for an explicit backfill
 
 @dataclasses.dataclass(frozen=True)
 class ArchivePosition:
-    """How far the archive has committed Kafka, and where Kafka ends (None when Kafka did not answer)."""
+    """How far the archive has committed Kafka per partition, and where Kafka ends (None when Kafka did not
+    answer). ``recorded`` is False while the newest commit record predates commit records carrying a position."""
 
     read_to: dict[int, int]
-    newest_kafka_ms: int | None
+    newest_ms: dict[int, int]
     kafka_end: dict[int, int] | None
+    recorded: bool = True
+
+    @property
+    def newest_kafka_ms(self) -> int | None:
+        return max(self.newest_ms.values(), default=None)
 
     @property
     def unread(self) -> int | None:
         """Records in Kafka the archive has not committed yet (None when unknown)."""
-        if self.kafka_end is None:
+        if self.kafka_end is None or not self.recorded:
             return None
         return sum(max(0, end - self.read_to.get(p, 0)) for p, end in self.kafka_end.items())
+
+    def lagging(self, since_ms: int) -> list[int]:
+        """Partitions that may still hold a record Kafka received before ``since_ms`` the archive has not committed:
+        neither read to Kafka's end nor past a record received at ``since_ms`` or later."""
+        assert self.kafka_end is not None, "Kafka's end offsets are needed"
+        return [
+            p
+            for p, end in sorted(self.kafka_end.items())
+            if self.read_to.get(p, 0) < end and self.newest_ms.get(p, since_ms - 1) < since_ms
+        ]
 
 
 def archive_position(settings: Settings) -> ArchivePosition:
     from twinlayer.storage import archive
     from twinlayer.storage.kafka import end_offsets
 
-    read_to, newest = archive.ingest_position(settings.archive_dir)
+    position = archive.ingest_position(settings.archive_dir)
     try:
         kafka_end: dict[int, int] | None = end_offsets(settings.kafka_bootstrap, settings.events_topic)
-    except Exception as exc:  # noqa: BLE001 — Kafka down: decide on the archive's own position
-        log.warning("Kafka's end offsets are unknown (%s): only the archive's newest record time decides", exc)
+    except Exception as exc:  # noqa: BLE001 — Kafka down: no hour can be known to be complete
+        log.warning("Kafka's end offsets are unknown: %s", exc)
         kafka_end = None
-    return ArchivePosition(read_to, newest, kafka_end)
+    return ArchivePosition(position.read_to, position.newest_ms, kafka_end, position.recorded)
 
 
 def hour_is_closed(
     settings: Settings, hour_end_ms: int, now_ms: int | None = None, position: ArchivePosition | None = None
 ) -> bool:
     """True once no on-time event of the hour can still be on its way to the archive: the grace after the hour's
-    end has passed, and the archive has committed a record Kafka received after it — or every record Kafka holds
-    (a quiet topic). With the speed layer down or behind, an hour waits instead of being published short."""
+    end has passed, and on every partition of the topic the archive has committed either a record Kafka received
+    after that or everything the partition holds. With the speed layer down or behind — or Kafka unreachable — an
+    hour waits instead of being published short. (Kafka timestamps are the producers' clocks: a producer far
+    ahead of the others can close an hour early on its partitions.)"""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     closes_at = hour_end_ms + CLOSE_GRACE_MS
     if now_ms < closes_at:
         return False
     position = archive_position(settings) if position is None else position
-    if position.newest_kafka_ms is not None and position.newest_kafka_ms >= closes_at:
+    if not position.recorded:
+        log.warning("the archive's newest commit carries no Kafka position (written before they did): time decides")
         return True
-    if position.unread == 0:
-        return True
-    log.info(
-        "hour ending %s waits for the archive: newest committed Kafka time %s, %s records not archived yet",
-        hour_end_ms,
-        position.newest_kafka_ms,
-        "unknown" if position.unread is None else position.unread,
-    )
-    return False
+    if position.kafka_end is None:
+        log.info("hour ending %s waits: Kafka's end offsets are unknown", hour_end_ms)
+        return False
+    lagging = position.lagging(closes_at)
+    if lagging:
+        log.info(
+            "hour ending %s waits for the archive on partitions %s (%s records not archived yet)",
+            hour_end_ms,
+            lagging,
+            position.unread,
+        )
+    return not lagging
 
 
 def late_hours(

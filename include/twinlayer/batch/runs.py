@@ -7,6 +7,7 @@ every version of an hour it passed in ``state/batch/gated/<hour>.json``; publish
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -47,12 +48,15 @@ def gated_versions(settings: Settings, hour_ms: int) -> list[int]:
 
 
 def record_gate_pass(settings: Settings, hour_ms: int, version: int) -> None:
-    """Note that ``version`` of the hour passed the view gate (written whole, then renamed)."""
+    """Note that ``version`` of the hour passed the view gate: under a lock (two runs of an hour may pass their
+    gates at once), written whole, then renamed."""
     path = _gated_path(settings, hour_ms)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(sorted({*gated_versions(settings, hour_ms), version})))
-    os.replace(partial, path)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(sorted({*gated_versions(settings, hour_ms), version})))
+        os.replace(partial, path)
 
 
 def gate_passed(settings: Settings, hour_ms: int, version: int) -> bool:

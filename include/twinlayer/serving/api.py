@@ -22,6 +22,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from thriftpy2.thrift import TException
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     server = Server(settings)
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # its start time tells Prometheus about restarts
     latency = Histogram(
         "twinlayer_serving_request_seconds",
         "Serving request latency",

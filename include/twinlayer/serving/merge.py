@@ -71,6 +71,20 @@ def merge(
     return sorted(windows, key=lambda w: w["window_start_ms"])
 
 
+def unpublished_spans(publications: Mapping[int, dict], from_ms: int, to_ms: int) -> list[tuple[int, int]]:
+    """The parts of [from_ms, to_ms) outside every published hour, in order: where the speed layer answers (its
+    cells of published hours stay until the table's TTL and are never read)."""
+    spans: list[tuple[int, int]] = []
+    start = from_ms
+    for hour in sorted(h for h in publications if floor_hour(from_ms) <= h < to_ms):
+        if start < hour:
+            spans.append((start, hour))
+        start = max(start, hour + HOUR_MS)
+    if start < to_ms:
+        spans.append((start, to_ms))
+    return spans
+
+
 class Server:
     """Reads both tables through one Thrift connection pool."""
 
@@ -107,7 +121,11 @@ class Server:
                 min(hour + HOUR_MS, to_ms),
                 version=publications[hour]["version"],
             )
-        speed = hbase_store.read_view(self.pool, self.settings.speed_table, view, key, from_ms, to_ms)
+        speed = [
+            window
+            for start, end in unpublished_spans(publications, from_ms, to_ms)
+            for window in hbase_store.read_view(self.pool, self.settings.speed_table, view, key, start, end)
+        ]
         return Answer(view.name, key, from_ms, to_ms, boundary(publications), merge(view, publications, batch, speed))
 
     def publications(self) -> dict[str, dict]:

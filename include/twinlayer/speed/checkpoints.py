@@ -13,6 +13,7 @@ that dies before its first commit starts again where the reset said, not from Ka
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -84,16 +85,27 @@ def ingest_checkpoint_problem(ingest_checkpoint: Path, epoch: Path) -> str | Non
     )
 
 
-def plan_start(
-    spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, topic: str, reset: bool
-) -> tuple[Path, str]:
-    """(archive epoch folder, Kafka starting offsets) for this start; raises CheckpointMissing when unsafe."""
+@dataclasses.dataclass(frozen=True)
+class StartPlan:
+    """Where this start writes and reads: the archive epoch, and each query's Kafka starting offsets (Spark uses them
+    only for a query without a checkpoint)."""
+
+    epoch: Path
+    ingest_starting: str
+    views_starting: str
+
+
+def plan_start(spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, topic: str, reset: bool) -> StartPlan:
+    """Raises CheckpointMissing when a start is unsafe. The epoch's starting offsets serve the ingest query, and the
+    views query until the epoch's first commit; a views query without a checkpoint after that rebuilds from the
+    oldest record Kafka holds (retention may have dropped the epoch's first offsets)."""
     marker = checkpoint_dir / MARKER
     if marker.exists():
         epoch, starting = _read_marker(marker)
         problem = ingest_checkpoint_problem(checkpoint_dir / INGEST, epoch)
         if problem is None:
-            return epoch, starting
+            views = starting if archive.last_batch_id(epoch) is None else "earliest"
+            return StartPlan(epoch, starting, views)
         if not reset:
             raise CheckpointMissing(problem)
         log.warning("%s — resetting, as asked", problem)
@@ -115,7 +127,7 @@ def plan_start(
         log.warning("reset: new archive epoch, Kafka offsets start at %s", starting)
     epoch = archive.open_epoch(archive_dir, len(epochs) + 1)
     marker.write_text(json.dumps({"epoch": str(epoch), "starting": starting}))
-    return epoch, starting
+    return StartPlan(epoch, starting, starting)
 
 
 def _read_marker(marker: Path) -> tuple[Path, str]:

@@ -15,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     start_http_server,
 )
 from pyspark.sql.streaming import StreamingQueryListener
@@ -264,4 +265,6 @@ class ProgressListener(StreamingQueryListener):
 
 
 def serve(metrics: SpeedMetrics, host: str, port: int):
+    """The metrics endpoint, with the process's own (its start time tells Prometheus about restarts)."""
+    ProcessCollector(registry=metrics.registry)
     return start_http_server(port, addr=host, registry=metrics.registry)

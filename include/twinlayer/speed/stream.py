@@ -248,13 +248,11 @@ def start_speed_layer(
     """Start the two queries; the caller awaits and stops them."""
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
-    epoch, starting = plan_start(
-        spark, options.checkpoint_dir, options.archive_dir, options.topic, options.reset_checkpoints
-    )
+    plan = plan_start(spark, options.checkpoint_dir, options.archive_dir, options.topic, options.reset_checkpoints)
     mapping = campaign_mapping(spark).cache()
     bootstrap = settings.kafka_bootstrap
 
-    def parsed(max_offsets: int | None) -> DataFrame:
+    def parsed(starting: str, max_offsets: int | None) -> DataFrame:
         return parse_events(kafka_stream(spark, bootstrap, options.topic, starting, max_offsets), mapping)
 
     if options.warm_up:
@@ -264,7 +262,7 @@ def start_speed_layer(
     try:
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", "views")
         queries.append(
-            _views_frame(parsed(options.max_offsets_per_trigger), options, views)
+            _views_frame(parsed(plan.views_starting, options.max_offsets_per_trigger), options, views)
             .writeStream.queryName("views")
             .outputMode("update")
             .foreachBatch(views_sink(pool, options, views, metrics))
@@ -274,9 +272,9 @@ def start_speed_layer(
         )
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", "ingest")
         queries.append(
-            parsed(options.ingest_max_offsets_per_trigger)
+            parsed(plan.ingest_starting, options.ingest_max_offsets_per_trigger)
             .writeStream.queryName("ingest")
-            .foreachBatch(ingest_sink(bootstrap, options, epoch, metrics))
+            .foreachBatch(ingest_sink(bootstrap, options, plan.epoch, metrics))
             .option("checkpointLocation", str(cp / "ingest"))
             .trigger(processingTime=options.ingest_trigger)
             .start()

@@ -19,6 +19,7 @@ commits it no longer knows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -147,35 +148,51 @@ def write_batch(
 
 
 def _staged_position(staging: Path) -> dict[str, Any]:
-    """Where a staged micro-batch (archived and set-aside records) reached in Kafka: ``read_to`` (partition → the
-    offset after its last record) and ``newest_kafka_ms`` (its newest record's Kafka timestamp)."""
+    """Where a staged micro-batch (archived and set-aside records) reached in Kafka, per partition: ``read_to`` (the
+    offset after its last record) and ``newest_ms`` (its newest record's Kafka timestamp)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     staged = [str(p) for p in staging.glob("*/*.parquet")]
     columns = ["kafka_partition", "kafka_offset", "kafka_timestamp"]
     table = ds.dataset(staged, format="parquet").to_table(columns=columns) if staged else None
     if table is None or not table.num_rows:
-        return {"read_to": {}, "newest_kafka_ms": None}
-    last = table.group_by("kafka_partition").aggregate([("kafka_offset", "max")]).to_pylist()
-    newest = pc.max(table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())).as_py()
-    return {"read_to": {str(r["kafka_partition"]): r["kafka_offset_max"] + 1 for r in last}, "newest_kafka_ms": newest}
+        return {"read_to": {}, "newest_ms": {}}
+    millis = table.column("kafka_timestamp").cast(pa.timestamp("ms")).cast(pa.int64())
+    table = table.set_column(2, "kafka_ms", millis)
+    per_partition = table.group_by("kafka_partition").aggregate([("kafka_offset", "max"), ("kafka_ms", "max")])
+    rows = per_partition.to_pylist()
+    return {
+        "read_to": {str(r["kafka_partition"]): r["kafka_offset_max"] + 1 for r in rows},
+        "newest_ms": {str(r["kafka_partition"]): r["kafka_ms_max"] for r in rows},
+    }
 
 
-def ingest_position(archive_dir: Path) -> tuple[dict[int, int], int | None]:
-    """How far the archive has committed Kafka: (partition → the offset after the last committed record, the newest
-    committed record's Kafka timestamp in ms), from every epoch's commit records (those written before commit
-    records carried a position count for nothing)."""
+@dataclasses.dataclass(frozen=True)
+class IngestPosition:
+    """How far the archive has committed Kafka, per partition, from the epochs' commit records."""
+
+    read_to: dict[int, int]  # the offset after the last committed record
+    newest_ms: dict[int, int]  # the newest committed record's Kafka timestamp
+    recorded: bool  # False when the newest commit predates commit records carrying a position
+
+    @property
+    def newest_kafka_ms(self) -> int | None:
+        return max(self.newest_ms.values(), default=None)
+
+
+def ingest_position(archive_dir: Path) -> IngestPosition:
     read_to: dict[int, int] = {}
-    newest: int | None = None
+    newest: dict[int, int] = {}
+    last: dict[str, Any] | None = None
     for epoch in epochs(archive_dir):
         for record in commits(epoch):
+            last = record
             for partition, offset in record.get("read_to", {}).items():
                 read_to[int(partition)] = max(read_to.get(int(partition), 0), offset)
-            if record.get("newest_kafka_ms") is not None:
-                newest = max(newest or 0, record["newest_kafka_ms"])
-    return read_to, newest
+            for partition, millis in record.get("newest_ms", {}).items():
+                newest[int(partition)] = max(newest.get(int(partition), millis), millis)
+    return IngestPosition(read_to, newest, last is None or "read_to" in last)
 
 
 def read(spark: SparkSession, archive_dir: Path) -> DataFrame | None:

@@ -40,3 +40,17 @@ def test_hostile_queries_are_refused_before_any_read(server, key, start, end, wh
 
 def test_the_longest_range_allowed_is_exactly_the_setting(server):
     server.check_range(10 * HOUR_MS, 34 * HOUR_MS)
+
+
+def test_the_speed_table_is_read_only_outside_published_hours():
+    from twinlayer.serving.merge import unpublished_spans
+
+    h = 1_790_006_400_000
+    published = {h + i * HOUR_MS: {"version": 1} for i in (0, 1, 3)}
+    assert unpublished_spans(published, h + 10, h + 5 * HOUR_MS) == [
+        (h + 2 * HOUR_MS, h + 3 * HOUR_MS),
+        (h + 4 * HOUR_MS, h + 5 * HOUR_MS),
+    ]
+    assert unpublished_spans(published, h + 10, h + HOUR_MS - 5) == []
+    assert unpublished_spans({}, h + 10, h + 20) == [(h + 10, h + 20)]
+    assert unpublished_spans(published, h - 50, h + 30) == [(h - 50, h)]

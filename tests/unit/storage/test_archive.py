@@ -102,9 +102,11 @@ def test_commit_records_say_how_far_in_kafka_the_archive_has_got(spark, epoch):
     frame = events(spark, 0, 300).withColumn("kafka_partition", F.col("kafka_offset") % 3)
     frame = frame.withColumn("error", F.when(F.col("kafka_offset") == 299, F.lit("bad")))
     first = archive.write_batch(frame, epoch, 0, set_aside=F.col("error").isNotNull())
-    newest = max(HOUR + (i * 97_000) % (2 * HOUR_MS) for i in range(300))
-    assert first["read_to"] == {"0": 298, "1": 299, "2": 300} and first["newest_kafka_ms"] == newest
+    newest = {str(p): max(HOUR + (i * 97_000) % (2 * HOUR_MS) for i in range(300) if i % 3 == p) for p in range(3)}
+    assert first["read_to"] == {"0": 298, "1": 299, "2": 300} and first["newest_ms"] == newest
     archive.write_batch(events(spark, 300, 10), epoch, batch_id=1)
-    assert archive.ingest_position(epoch.parent) == ({0: 310, 1: 299, 2: 300}, newest)
+    position = archive.ingest_position(epoch.parent)
+    assert position.read_to == {0: 310, 1: 299, 2: 300} and position.recorded
+    assert position.newest_kafka_ms == max(newest.values())
     empty = archive.write_batch(events(spark, 0, 0), epoch, batch_id=2)
-    assert empty["read_to"] == {} and archive.ingest_position(epoch.parent)[0] == {0: 310, 1: 299, 2: 300}
+    assert empty["read_to"] == {} and archive.ingest_position(epoch.parent).read_to == {0: 310, 1: 299, 2: 300}
