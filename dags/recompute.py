@@ -15,8 +15,9 @@ For the hour of the data interval:
    defined by the `AIRFLOW_CONN_TWINLAYER_SPARK` environment variable): the same view definitions as the speed
    layer, written to HBase as a new version of the hour;
 4. **validate_version** — Great Expectations on the new version (schema, ranges, totals equal the raw counts);
-5. **publish** — one atomic check-and-put moves the hour's pointer to the version the gate passed (the previous one stays
-   for `twinlayer rollback`; an older version never replaces a newer one), which moves the serving time boundary;
+5. **publish** — one atomic check-and-put moves the hour's pointer to the version the gate passed (the previous one
+   stays for `twinlayer rollback`; an older version never replaces a newer one), which moves the serving time
+   boundary;
 6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
 7. **export_metrics** — rows, durations, last success.
 
