@@ -237,9 +237,11 @@ def test_the_archive_knows_how_far_it_has_read_kafka_and_closes_hours_by_it(lamb
     for r in truth.read_topic(settings.kafka_bootstrap, topic):
         newest[r.partition] = max(newest.get(r.partition, r.timestamp_ms), r.timestamp_ms)
     assert position.newest_ms == newest
-    caught_up = late.ArchivePosition(position.read_to, position.newest_ms, kafka_end)
+    caught_up = late.ArchivePosition(position.read_to, position.newest_ms, kafka_end=kafka_end)
     behind = late.ArchivePosition(
-        {p: end // 2 for p, end in position.read_to.items()}, dict.fromkeys(newest, min(lambda_run.hours)), kafka_end
+        {p: end // 2 for p, end in position.read_to.items()},
+        dict.fromkeys(newest, min(lambda_run.hours)),
+        kafka_end=kafka_end,
     )
     hour_end = lambda_run.hours[-1] + HOUR_MS
     assert caught_up.unread == 0 and late.hour_is_closed(settings, hour_end, position=caught_up)

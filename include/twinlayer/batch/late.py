@@ -8,6 +8,7 @@ import time
 
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_start, iso
+from twinlayer.storage import archive
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +18,11 @@ LOOKBACK_MS = 7 * 24 * HOUR_MS  # older hours are for an explicit backfill
 
 
 @dataclasses.dataclass(frozen=True)
-class ArchivePosition:
+class ArchivePosition(archive.IngestPosition):
     """How far the archive has committed Kafka per partition, and where Kafka ends (None when Kafka did not
-    answer). ``recorded`` is False while the newest commit record predates commit records carrying a position."""
+    answer)."""
 
-    read_to: dict[int, int]
-    newest_ms: dict[int, int]
-    kafka_end: dict[int, int] | None
-    recorded: bool = True
-
-    @property
-    def newest_kafka_ms(self) -> int | None:
-        return max(self.newest_ms.values(), default=None)
+    kafka_end: dict[int, int] | None = None
 
     @property
     def unread(self) -> int | None:
@@ -49,7 +43,6 @@ class ArchivePosition:
 
 
 def archive_position(settings: Settings) -> ArchivePosition:
-    from twinlayer.storage import archive
     from twinlayer.storage.kafka import end_offsets
 
     position = archive.ingest_position(settings.archive_dir)
@@ -58,7 +51,7 @@ def archive_position(settings: Settings) -> ArchivePosition:
     except Exception as exc:  # noqa: BLE001 — Kafka down: no hour can be known to be complete
         log.warning("Kafka's end offsets are unknown: %s", exc)
         kafka_end = None
-    return ArchivePosition(position.read_to, position.newest_ms, kafka_end, position.recorded)
+    return ArchivePosition(position.read_to, position.newest_ms, position.recorded, kafka_end)
 
 
 def hour_is_closed(
@@ -102,7 +95,6 @@ def late_hours(
     first, each {"hour", "hour_ms", "published", "archived"}; "published" is 0 for an hour never published, which
     counts only once its hourly run has had an hour to do it. Hours older than a week are left to backfills."""
     from twinlayer.batch.publish import published
-    from twinlayer.storage import archive
     from twinlayer.storage import hbase as hbase_store
 
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

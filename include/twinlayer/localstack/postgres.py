@@ -18,6 +18,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from twinlayer.localstack.secret_files import owner_only
 from twinlayer.model.config import Settings
 
 SUPERUSER = "airflow"
@@ -71,12 +72,7 @@ def run_as() -> str | None:
 
 def password(settings: Settings) -> str:
     """The database password, generated once into ``state/postgres/password`` (0600)."""
-    path = folder(settings) / "password"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    return owner_only(folder(settings) / "password", lambda: secrets.token_urlsafe(24)).read_text().strip()
 
 
 def sqlalchemy_url(settings: Settings) -> str:

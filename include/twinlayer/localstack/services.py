@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twinlayer.localstack import postgres
+from twinlayer.localstack.secret_files import owner_only
 from twinlayer.model.config import PROJECT_ROOT, Settings
 from twinlayer.ops.probes import (
     check_airflow,
@@ -201,19 +202,9 @@ def thrift_command(settings: Settings, layout: JvmLayout) -> list[str]:
 AIRFLOW_USER = "admin"
 
 
-def _secret_file(path: Path, content: Callable[[], str]) -> Path:
-    """A file only its owner reads, written once with ``content()``."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(content())
-    path.chmod(0o600)
-    return path
-
-
 def airflow_passwords_file(settings: Settings) -> Path:
     """The simple auth manager's password of the Airflow admin, generated once (mode 0600)."""
-    return _secret_file(
+    return owner_only(
         settings.state_dir / "airflow" / "passwords.json",
         lambda: json.dumps({AIRFLOW_USER: secrets.token_urlsafe(18)}) + "\n",
     )
@@ -227,7 +218,7 @@ def airflow_login(settings: Settings) -> tuple[str, str]:
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every Airflow process (and by tests that import Airflow in-process)."""
     home = settings.state_dir / "airflow"
-    secret_file = _secret_file(home / "jwt_secret", lambda: secrets.token_urlsafe(32))
+    secret_file = owner_only(home / "jwt_secret", lambda: secrets.token_urlsafe(32))
     base = f"http://{settings.host}:{settings.airflow_port}"
     return {
         "AIRFLOW_HOME": str(home),

@@ -174,7 +174,7 @@ class IngestPosition:
 
     read_to: dict[int, int]  # the offset after the last committed record
     newest_ms: dict[int, int]  # the newest committed record's Kafka timestamp
-    recorded: bool  # False when the newest commit predates commit records carrying a position
+    recorded: bool = True  # False when the newest commit predates commit records carrying a position
 
     @property
     def newest_kafka_ms(self) -> int | None:
