@@ -36,15 +36,16 @@ def chromium_page(width: int = 1400, height: int = 1000):
 
 
 def log_in_to_airflow(page, settings, path: str = "/") -> None:
-    """Open ``path`` of the embedded stack's Airflow through its login page, as a person would."""
+    """Sign in on the embedded stack's Airflow login page, as a person would, then open ``path``. (Opening ``path``
+    first and looking for a redirect races the UI: its scripts send an unauthenticated page to the login page only
+    after the network went quiet.)"""
     from twinlayer.localstack.services import airflow_login
 
     user, password = airflow_login(settings)
     base = settings.url("airflow_port")
+    page.goto(f"{base}/auth/login", wait_until="networkidle", timeout=60_000)
+    page.locator("input[name=username]").fill(user)
+    page.locator("input[name=password]").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
     page.goto(f"{base}{path}", wait_until="networkidle", timeout=60_000)
-    if "/auth/login" in page.url:
-        page.locator("input[name=username]").fill(user)
-        page.locator("input[name=password]").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
-        page.goto(f"{base}{path}", wait_until="networkidle", timeout=60_000)

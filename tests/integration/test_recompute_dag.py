@@ -165,7 +165,7 @@ def create_backfill_in_the_ui(settings, when: dt.datetime) -> None:
             dialog.get_by_text("Date Range").click()
         dialog.get_by_text("1 run will be triggered").wait_for(timeout=30_000)
         dialog.get_by_role("button", name="Run Backfill").click()
-        dialog.wait_for(state="hidden", timeout=30_000)
+        dialog.wait_for(state="hidden", timeout=90_000)  # Airflow creates the backfill before closing it
 
 
 def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(stack, settings, spark):
