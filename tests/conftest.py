@@ -95,22 +95,16 @@ class SpeedLayerProcess:
         ]
         self.process = None
 
-    def start(self, *extra: str, wait: bool = True):
+    def start(self, *extra: str, wait: bool = True, env: dict[str, str] | None = None):
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [*self.args, *extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include")},
+                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include"), **(env or {})},
             )
         if wait:
-            self.wait_until(
-                lambda m: all(
-                    m.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0 for q in ("views", "ingest")
-                ),
-                180,
-                "queries to start",
-            )
+            self.wait_until(lambda m: self.queries_active(), 180, "queries to start")
         return self
 
     def metrics(self) -> dict:
@@ -122,6 +116,21 @@ class SpeedLayerProcess:
             for family in text_string_to_metric_families(body)
             for s in family.samples
         }
+
+    def queries_active(self) -> bool:
+        try:
+            metrics = self.metrics()
+        except requests.RequestException:
+            return False
+        return all(metrics.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0 for q in ("views", "ingest"))
+
+    def caught_up(self, metrics: dict) -> bool:
+        """Both queries ran since the start and neither has records of the topic left to read."""
+        return (
+            all(v == 0 for (name, _), v in metrics.items() if name == "twinlayer_speed_kafka_lag_records")
+            and self.processed("views") > 0
+            and self.processed("ingest") > 0
+        )
 
     def processed(self, query: str) -> float:
         return self.metrics().get(("twinlayer_speed_input_rows_total", (("query", query),)), 0.0)
@@ -185,3 +194,33 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def fault_figures(settings):
+    """Record how long a fault lasted and how long recovery took: one JSON line per fault in
+    ``state/reports/fault_suite.jsonl``, printed again at the end of the session (the README's Guarantees quote
+    them)."""
+    import json
+
+    path = settings.state_dir / "reports" / "fault_suite.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(fault: str, **figures) -> None:
+        rounded = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
+        line = json.dumps({"fault": fault, **rounded})
+        with path.open("a") as out:
+            out.write(line + "\n")
+        _FAULT_LINES.append(line)
+
+    return record
+
+
+_FAULT_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FAULT_LINES:
+        terminalreporter.section("fault suite: recovery figures")
+        for line in _FAULT_LINES:
+            terminalreporter.write_line(line)

@@ -22,6 +22,7 @@ from twinlayer.batch.report import push_boundary
 from twinlayer.batch.runs import NotGated, gate_passed, read_run_record
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
+from twinlayer.runtime import faults
 from twinlayer.storage import hbase as hbase_store
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def _change_pointer(pool, settings: Settings, hour_ms: int, decide: Callable[[di
         entry = decide(current)
         if entry is current:
             return entry
+        faults.point(faults.PUBLISH_DECIDED)
         if hbase_store.swap_publication(pool, settings.batch_table, label, raw, json.dumps(entry).encode()):
             return entry
         log.info("%s: the pointer changed while it was being moved; reading it again", label)
@@ -113,5 +115,6 @@ def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -
         )
     pool = hbase_store.pool_for(settings, size=1)
     entry = publish(pool, settings, hour_ms, version)
+    faults.point(faults.PUBLISH_SWAPPED)
     push_boundary(settings, boundary(published(pool, settings)))
     return entry

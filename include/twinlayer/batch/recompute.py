@@ -23,6 +23,7 @@ from twinlayer.batch import dedupe
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, View
+from twinlayer.runtime import faults
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
 
@@ -67,6 +68,9 @@ def snapshot_path(settings: Settings, hour_ms: int, version: int) -> Path:
     return settings.batch_dir / f"hour={hour_label(hour_ms)}" / f"version={version}"
 
 
+WRITE_CHUNK = 2000
+
+
 def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View] = VIEWS) -> HourResult:
     """Compute the hour's views from the archive and write them as version N (N = archived records of the hour)."""
     from twinlayer.model.views import aggregate
@@ -88,5 +92,8 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
     mutations = hbase_store.view_mutations(collected, batch_id=version, views=views, exact=True, timestamp=version)
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_batch_table(pool, settings.batch_table)
-    hbase_store.ViewWriter(pool, settings.batch_table).write(mutations)
+    writer = hbase_store.ViewWriter(pool, settings.batch_table)
+    for first in range(0, len(mutations), WRITE_CHUNK):  # a crash leaves part of an unpublished version, no more
+        writer.write(mutations[first : first + WRITE_CHUNK])
+        faults.point(faults.BATCH_WRITING)
     return HourResult(hour_label(hour_ms), version, event_count, len(collected), time.perf_counter() - started)

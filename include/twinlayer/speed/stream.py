@@ -29,6 +29,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from twinlayer.model.config import Settings
 from twinlayer.model.views import VIEWS, View, aggregate
+from twinlayer.runtime import faults
 from twinlayer.speed import QUERIES, WARMUP_PREFIX  # noqa: F401 — QUERIES re-exported for the entry point
 from twinlayer.speed.checkpoints import plan_start
 from twinlayer.speed.dead_letters import DeadLetterSender, envelope
@@ -132,6 +133,7 @@ def views_sink(pool, options: SpeedOptions, views: tuple[View, ...], metrics=Non
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         mutations = hbase_store.view_mutations(batch.collect(), batch_id, views)
         writer.write(mutations)
+        faults.point(faults.VIEWS_WRITTEN)
         if metrics:
             metrics.views_written(mutations)
 
