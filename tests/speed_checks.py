@@ -108,8 +108,28 @@ def assert_nothing_lost_nothing_twice(settings, spark, run):
     return classified
 
 
-def wait_until_caught_up(run, timeout: float = 240) -> None:
-    """Lag 0 on both queries since this start, then one more ingest trigger (every 10 s) for what arrived while the
-    last batch was planned."""
-    run.wait_until(run.caught_up, timeout, "the restarted layer to catch up")
-    time.sleep(12)
+def committed_offsets(query_checkpoint, topic: str) -> dict[int, int]:
+    """Partition → the offset after the records of the last micro-batch the query committed."""
+    from twinlayer.speed.checkpoints import last_spark_commit
+
+    last = last_spark_commit(query_checkpoint)
+    if last is None:
+        return {}
+    planned = json.loads((query_checkpoint / "offsets" / str(last)).read_text().splitlines()[2])
+    return {int(partition): offset for partition, offset in planned[topic].items()}
+
+
+def wait_until_caught_up(settings, run, timeout: float = 240) -> None:
+    """Both queries committed every record the topic holds: the views query's checkpoint and the archive's commit
+    records reach Kafka's end offsets (the producer is done)."""
+    from twinlayer.storage.archive import ingest_position
+    from twinlayer.storage.kafka import end_offsets
+
+    end = end_offsets(settings.kafka_bootstrap, run.topic)
+
+    def done(_metrics) -> bool:
+        views = committed_offsets(run.checkpoint_dir / "views", run.topic)
+        archived = ingest_position(run.archive_dir).read_to
+        return all(views.get(p, 0) >= offset and archived.get(p, 0) >= offset for p, offset in end.items())
+
+    run.wait_until(done, timeout, "both queries to commit every record of the topic")
