@@ -44,6 +44,8 @@ def poison() -> dict[str, bytes | None]:
     """Every kind of bad record, and one valid but escape-heavy event timed now (an older one would be late)."""
     return {
         "control bytes, 300 KB": b"\x01" * 300_000,
+        "1.5 MiB of JSON": b'{"event_id":"' + b"x" * (3 * 1024 * 1024 // 2) + b'"}',
+        "binary": bytes(range(256)) * 64,
         "escape-heavy JSON, 900 KB": b'{"page_id":"' + b"\\u0001" * 150_000 + b'"}',
         "invalid UTF-8": b"\x80\x81\xc0\xc1" * 100,
         "empty": b"",
@@ -54,7 +56,7 @@ def poison() -> dict[str, bytes | None]:
 
 
 def send_raw(bootstrap: str, topic: str, values) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 1_000_000})
+    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 2 * 1024 * 1024})
     for value in values:
         producer.produce(topic, value=value)
     assert producer.flush(30) == 0
@@ -84,6 +86,8 @@ def test_poison_records_reach_the_dead_letter_topic_and_the_job_goes_on(settings
         if r.payload == value
     }
     assert poison_reasons["control bytes, 300 KB"] == ev.REASON_TOO_LARGE
+    assert poison_reasons["1.5 MiB of JSON"] == ev.REASON_TOO_LARGE
+    assert poison_reasons["binary"] == ev.REASON_MALFORMED
     assert poison_reasons["null value"] == ev.REASON_MALFORMED
     assert poison_reasons["escape-heavy valid event"] is None  # valid: counted and archived
 
@@ -99,9 +103,9 @@ def test_poison_records_reach_the_dead_letter_topic_and_the_job_goes_on(settings
             for b in (json.loads(r.payload) for r in truth.read_topic(settings.kafka_bootstrap, run.dlq_topic))
         }.values()
     )
-    (undecodable,) = [b for b in letters if "payload_base64" in b]
-    assert base64.b64decode(undecodable["payload_base64"]) == sent["invalid UTF-8"]
-    for name in ("control bytes, 300 KB", "escape-heavy JSON, 900 KB"):
+    undecodable = {base64.b64decode(b["payload_base64"]) for b in letters if "payload_base64" in b}
+    assert undecodable == {sent["invalid UTF-8"], sent["binary"]}
+    for name in ("control bytes, 300 KB", "escape-heavy JSON, 900 KB", "1.5 MiB of JSON"):
         raw = sent[name]
         (letter,) = [b for b in letters if b.get("payload_sha256") == hashlib.sha256(raw).hexdigest()]
         assert letter["payload_truncated"] is True and letter["payload_bytes"] == len(raw), name

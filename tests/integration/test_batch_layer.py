@@ -6,8 +6,6 @@ publish, drift and serving run as the recompute DAG runs them.
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 
 import happybase
@@ -15,16 +13,15 @@ import pytest
 import requests
 
 from tests import truth
+from tests.batch_jobs import spark_submit_recompute
 from twinlayer.batch import drift as batch_drift
 from twinlayer.batch import gates, late, report
 from twinlayer.batch import publish as publishing
 from twinlayer.batch.quality import QualityGateFailed
 from twinlayer.batch.runs import NotGated, record_gate_pass
 from twinlayer.localstack.generator import Workload, produce
-from twinlayer.model.config import PROJECT_ROOT
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, by_name
-from twinlayer.runtime.spark import spark_home
 from twinlayer.serving.merge import Server
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
@@ -116,45 +113,6 @@ def send_conflicting_copies(settings, topic, valid, per_hour):
         producer.flush()
     finally:
         producer.close()
-
-
-def env_for(settings):
-    return {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT / "include"),
-        "SPARK_HOME": spark_home(),
-        "TWINLAYER_STATE_DIR": str(settings.state_dir),
-        "TWINLAYER_SPEED_TABLE": settings.speed_table,
-        "TWINLAYER_BATCH_TABLE": settings.batch_table,
-    }
-
-
-def spark_submit_recompute(settings, start_ms, end_ms):
-    """The batch job exactly as the DAG submits it."""
-    result = subprocess.run(
-        [
-            str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"),
-            "--master",
-            "local[2]",
-            "--conf",
-            "spark.sql.shuffle.partitions=4",
-            "--conf",
-            "spark.ui.enabled=false",
-            "--conf",
-            f"spark.pyspark.python={sys.executable}",
-            str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"),
-            "--start",
-            str(start_ms),
-            "--end",
-            str(end_ms),
-        ],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
 
 
 def run_hour(settings, hour):
