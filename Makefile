@@ -46,10 +46,11 @@ logs: ## the last lines of every service's log (state/logs/)
 demo: deps ## stack up, sample events through the system, URLs printed
 	$(BIN)/twinlayer demo
 
-lint: install ## ruff (lint rules, formatting) and mypy (strict on model/ and storage/), checked; no file changed
+lint: install ## ruff (lint rules, formatting), mypy (strict on model/ and storage/) and a secret scan; no file changed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook
 
 format: install ## ruff: apply the safe fixes and the formatting
 	$(BIN)/ruff check --fix .

@@ -28,6 +28,9 @@ from twinlayer.ops.probes import PROBES
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
+# planted for the compose file's own secret check to find
+PLANTED_PASSWORD = "hunter2"  # pragma: allowlist secret
+PLANTED_URL = f"postgresql+psycopg2://airflow:{PLANTED_PASSWORD}@postgres:5432/airflow"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 PROMETHEUS_DOCKER = MONITORING / "prometheus" / "prometheus.docker.yml"
 STATSD_MAPPING = MONITORING / "statsd" / "mapping.yml"
@@ -592,7 +595,7 @@ MUTATIONS = {
     ),
     "alert log on its own network": (lambda c: _services(c)["alert-log"].pop("network_mode"), container_port_problems),
     "literal secret": (
-        lambda c: _services(c)["postgres"]["environment"].__setitem__("POSTGRES_PASSWORD", "hunter2"),
+        lambda c: _services(c)["postgres"]["environment"].__setitem__("POSTGRES_PASSWORD", PLANTED_PASSWORD),
         secret_problems,
     ),
     "literal database password": (
@@ -600,7 +603,7 @@ MUTATIONS = {
             "environment",
             {
                 **_services(c)["airflow-scheduler"]["environment"],
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow:hunter2@postgres:5432/airflow",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": PLANTED_URL,
             },
         ),
         secret_problems,
@@ -650,7 +653,7 @@ def test_compose_checks_catch_a_broken_copy(mutation):
 
 
 def test_secret_check_catches_a_value_in_env_example():
-    assert secret_problems(load_compose(), {**load_env_example(), "POSTGRES_PASSWORD": "hunter2"})
+    assert secret_problems(load_compose(), {**load_env_example(), "POSTGRES_PASSWORD": PLANTED_PASSWORD})
 
 
 @pytest.mark.parametrize(
