@@ -19,12 +19,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 OUTAGE_SECONDS = 60
 
 
-def flowing(settings, run, seconds: int, seed: int) -> threading.Thread:
-    """Events with every planted fault, at 1,000/s for ``seconds``, from another thread."""
-    workload = Workload(**{**WORKLOAD, "rate": 1000, "count": 1000 * seconds, "seed": seed})
-    producer = threading.Thread(target=produce, args=(settings.kafka_bootstrap, run.topic, workload))
-    producer.start()
-    return producer
+class Flow(threading.Thread):
+    """Events with every planted fault at 1,000/s for ``seconds`` from another thread, through kafka-python (it
+    retries a send until its delivery timeout, two minutes). ``error`` holds what stopped it, if anything: the
+    truth reads the topic, so the tests also check that every event was delivered."""
+
+    def __init__(self, settings, topic: str, seconds: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.args_ = (
+            settings.kafka_bootstrap,
+            topic,
+            Workload(**{**WORKLOAD, "rate": 1000, "count": 1000 * seconds, "seed": seed}),
+        )
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            produce(*self.args_, client="kafka-python")
+        except BaseException as exc:  # noqa: BLE001 — reported by the test
+            self.error = exc
+
+    def delivered_everything(self) -> bool:
+        return not self.is_alive() and self.error is None
 
 
 def wait_for(check, timeout: float, what: str) -> None:
@@ -42,7 +59,7 @@ def test_hbase_thrift_down_for_a_minute_while_events_flow(stack, settings, spark
     run = speed_layer().start()
     try:
         produce_warmup(settings, run)
-        producer = flowing(settings, run, OUTAGE_SECONDS + 30, seed=23)
+        producer = Flow(settings, run.topic, OUTAGE_SECONDS + 30, seed=23)
         time.sleep(10)
         stack.stop("hbase-thrift")
         try:
@@ -60,6 +77,7 @@ def test_hbase_thrift_down_for_a_minute_while_events_flow(stack, settings, spark
         run.stop()
 
     assert pid_kept, "the speed layer exited instead of waiting for HBase"
+    assert producer.delivered_everything(), producer.error
     assert_nothing_lost_nothing_twice(settings, spark, run)
     fault_figures("HBase Thrift down 60 s", outage_s=OUTAGE_SECONDS, caught_up_after_last_event_s=caught_up)
 
@@ -70,7 +88,7 @@ def test_kafka_broker_restart_while_events_flow(stack, settings, spark, speed_la
     run = speed_layer().start()
     try:
         produce_warmup(settings, run)
-        producer = flowing(settings, run, 60, seed=29)
+        producer = Flow(settings, run.topic, 60, seed=29)
         time.sleep(10)
         stopped = time.monotonic()
         stack.restart("kafka")
@@ -85,5 +103,6 @@ def test_kafka_broker_restart_while_events_flow(stack, settings, spark, speed_la
         run.stop()
 
     assert pid_kept, "the speed layer exited instead of waiting for Kafka"
+    assert producer.delivered_everything(), producer.error
     assert_nothing_lost_nothing_twice(settings, spark, run)
     fault_figures("Kafka broker restart", broker_away_s=back - stopped, caught_up_after_last_event_s=caught_up)

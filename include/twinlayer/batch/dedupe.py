@@ -29,15 +29,23 @@ _RANK = "_received_rank"
 
 def first_received(raw: DataFrame) -> DataFrame:
     """One record per ``event_id`` — the one Kafka received first — with ``CONFLICTING`` true when the id's records
-    do not all carry the same content. Records without an id pass through one by one (the raw gate refuses them)."""
+    do not all carry the same content. Records without an id pass through one by one (the raw gate refuses them).
+
+    Repeated ids are few: they are found from the id column alone (one aggregation), and only their records are
+    ranked; every other record passes through a broadcast anti-join, so the rest of its columns never cross a
+    shuffle (ranking every record moved all of them, sorted, for the sake of a few copies)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    repeated = F.broadcast(raw.groupBy("event_id").count().where(F.col("count") > 1).select("event_id"))
+    once = raw.join(repeated, "event_id", "left_anti").withColumn(CONFLICTING, F.lit(False))
     same_id = Window.partitionBy("event_id")
     content = F.struct(*CONTENT)
-    return (
-        raw.withColumn(_RANK, F.row_number().over(same_id.orderBy(*FIRST_RECEIVED)))
+    first = (
+        raw.join(repeated, "event_id", "left_semi")
+        .withColumn(_RANK, F.row_number().over(same_id.orderBy(*FIRST_RECEIVED)))
         .withColumn(CONFLICTING, F.min(content).over(same_id) != F.max(content).over(same_id))
-        .where((F.col(_RANK) == 1) | F.col("event_id").isNull())
+        .where(F.col(_RANK) == 1)
         .drop(_RANK)
     )
+    return once.unionByName(first)

@@ -22,7 +22,7 @@ from pathlib import Path
 from twinlayer.batch import dedupe
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
-from twinlayer.model.views import VIEWS, View
+from twinlayer.model.views import VIEWS, View, event_count, slot_name
 from twinlayer.runtime import faults
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
@@ -41,6 +41,7 @@ class HourResult:
     events: int
     view_rows: int
     seconds: float
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds of each stage of the job
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -80,15 +81,27 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
     raw, version = hour_events(spark, settings, hour_ms)
     if raw is None or version == 0:
         return HourResult(hour_label(hour_ms), 0, 0, 0, time.perf_counter() - started)
-    events = exact_events(raw).cache()
+    stages: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        stages[stage] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
+    # one pass over the archive: read (the columns the views and the dedupe need), dedupe, aggregate; the view rows
+    # (a few per key and window, whatever the events) are kept for the snapshot and the HBase write
+    rows = aggregate(exact_events(raw), views, exact=True).cache()
     try:
-        rows = aggregate(events, views, exact=True).cache()
-        path = snapshot_path(settings, hour_ms, version)
-        rows.write.mode("overwrite").parquet(str(path))
+        rows.write.mode("overwrite").parquet(str(snapshot_path(settings, hour_ms, version)))
+        lap("read_dedupe_aggregate_snapshot")
         collected = rows.collect()
-        event_count = events.count()
+        lap("collect")
     finally:
-        events.unpersist()
+        rows.unpersist()
+    event_count = counted_events(collected, views)
+    if event_count is None:
+        event_count = exact_events(raw).count()
     mutations = hbase_store.view_mutations(collected, batch_id=version, views=views, exact=True, timestamp=version)
     pool = hbase_store.pool_for(settings)
     hbase_store.ensure_batch_table(pool, settings.batch_table)
@@ -96,4 +109,16 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
     for first in range(0, len(mutations), WRITE_CHUNK):  # a crash leaves part of an unpublished version, no more
         writer.write(mutations[first : first + WRITE_CHUNK])
         faults.point(faults.BATCH_WRITING)
-    return HourResult(hour_label(hour_ms), version, event_count, len(collected), time.perf_counter() - started)
+    lap("hbase_write")
+    return HourResult(hour_label(hour_ms), version, event_count, len(collected), time.perf_counter() - started, stages)
+
+
+def counted_events(rows, views: Sequence[View]) -> int | None:
+    """The hour's distinct events from its view rows: the sum of the count of a view that counts every event (None
+    when no view does)."""
+    counting = event_count(views)
+    if counting is None:
+        return None
+    view, measure = counting
+    column = slot_name(view, measure)
+    return sum(row[column] for row in rows if row["view"] == view.name)

@@ -149,13 +149,20 @@ class KafkaPythonSender:
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024, max_request_size=2 * 1024 * 1024
         )
+        self.errors: list[str] = []
+
+    def _failed(self, error: Exception) -> None:
+        if len(self.errors) < 10:
+            self.errors.append(repr(error))
 
     def send(self, topic: str, payload: bytes) -> None:
-        self.producer.send(topic, payload)
+        self.producer.send(topic, payload).add_errback(self._failed)
 
     def close(self) -> None:
         self.producer.flush(timeout=120)
         self.producer.close(timeout=30)
+        if self.errors:
+            raise RuntimeError(f"records not delivered; first errors: {self.errors}")
 
 
 class LibrdkafkaSender:

@@ -14,7 +14,9 @@ its Thrift gateway not answering is a 503.
 from __future__ import annotations
 
 import time
+from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import (
@@ -31,6 +33,7 @@ from twinlayer.model.config import Settings, load_settings
 from twinlayer.model.hours import parse_time
 from twinlayer.model.views import VIEWS, by_name
 from twinlayer.serving.merge import Server
+from twinlayer.serving.models import MeasureInfo, Publication, ViewAnswer, ViewInfo
 from twinlayer.storage import hbase as hbase_store
 
 HBASE_DOWN = (TException, OSError, hbase_store.HBaseUnavailable)  # answered 503: the runbook's "HBase or Thrift down"
@@ -49,7 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry=registry,
     )
     requests_total = Counter("twinlayer_serving_requests", "Serving requests", ["route", "status"], registry=registry)
-    app = FastAPI(title="twinlayer serving", description=__doc__)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        # as many requests at once as the pool has Thrift connections: one more would only wait for a connection
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serving_threads
+        yield
+
+    app = FastAPI(title="twinlayer serving", description=__doc__, lifespan=lifespan)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -63,39 +73,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     @app.get("/views")
-    def views() -> list[dict]:
+    def views() -> list[ViewInfo]:
         return [
-            {
-                "name": v.name,
-                "dimensions": list(v.dimensions),
-                "window_seconds": v.window_seconds,
-                "filter": v.filter,
-                "measures": [{"name": m.name, "kind": m.kind} for m in v.measures],
-                "description": v.description,
-            }
+            ViewInfo(
+                name=v.name,
+                dimensions=list(v.dimensions),
+                window_seconds=v.window_seconds,
+                filter=v.filter,
+                measures=[MeasureInfo(name=m.name, kind=m.kind) for m in v.measures],
+                description=v.description,
+            )
             for v in VIEWS
         ]
 
     @app.get("/views/{view}")
     def view_windows(
         view: str, key: str, start: str = Query("1h", alias="from"), end: str | None = Query(None, alias="to")
-    ) -> dict:
+    ) -> ViewAnswer:
         catalog = by_name()
         if view not in catalog:
             raise HTTPException(404, f"unknown view {view!r}; views: {', '.join(catalog)}")
         now_ms = int(time.time() * 1000)
         try:
             from_ms, to_ms = parse_time(start, now_ms), parse_time(end, now_ms) if end else now_ms + 1
-            return server.query(catalog[view], key, from_ms, to_ms).as_dict()
+            return ViewAnswer.model_validate(server.query(catalog[view], key, from_ms, to_ms).as_dict())
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         except HBASE_DOWN as exc:
             raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 
     @app.get("/publications")
-    def publications() -> dict:
+    def publications() -> dict[str, Publication]:
         try:
-            return server.publications()
+            return {hour: Publication.model_validate(entry) for hour, entry in server.publications().items()}
         except HBASE_DOWN as exc:
             raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 

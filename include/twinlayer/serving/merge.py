@@ -9,6 +9,8 @@ from the speed layer; ``exact`` says which.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from twinlayer.batch.publish import boundary, published
@@ -86,11 +88,28 @@ def unpublished_spans(publications: Mapping[int, dict], from_ms: int, to_ms: int
 
 
 class Server:
-    """Reads both tables through one Thrift connection pool."""
+    """Reads both tables through one Thrift connection pool. The publications (one row, changed once an hour) are
+    read at most every ``serving_publications_max_age_seconds`` by queries; ``publications()`` reads them now."""
 
     def __init__(self, settings: Settings, pool=None) -> None:
         self.settings = settings
-        self.pool = pool or hbase_store.pool_for(settings, size=4)
+        self.pool = pool or hbase_store.pool_for(settings, size=settings.serving_threads)
+        self._publications: tuple[float, dict[int, dict]] = (float("-inf"), {})
+        self._reading = threading.Lock()
+
+    def current_publications(self) -> dict[int, dict]:
+        """The publications as read at most ``serving_publications_max_age_seconds`` ago: an older copy is read
+        again, once, while the requests that found it old wait for that read."""
+        read_at, publications = self._publications
+        if time.monotonic() - read_at < self.settings.serving_publications_max_age_seconds:
+            return publications
+        with self._reading:
+            read_at, publications = self._publications
+            if time.monotonic() - read_at >= self.settings.serving_publications_max_age_seconds:
+                started = time.monotonic()
+                publications = published(self.pool, self.settings)
+                self._publications = (started, publications)
+        return publications
 
     def check_range(self, from_ms: int, to_ms: int) -> None:
         """Raise ValueError for a range no answer should be read for: reversed, outside the row keys' time span, or
@@ -109,7 +128,7 @@ class Server:
         the wrong shape or a range ``check_range`` refuses, before reading anything."""
         check_key(view, key)
         self.check_range(from_ms, to_ms)
-        publications = published(self.pool, self.settings)
+        publications = self.current_publications()
         batch = {}
         for hour in sorted(h for h in publications if floor_hour(from_ms) <= h < to_ms):
             batch[hour] = hbase_store.read_view(
