@@ -124,14 +124,6 @@ class SpeedLayerProcess:
             return False
         return all(metrics.get(("twinlayer_speed_query_active", (("query", q),))) == 1.0 for q in ("views", "ingest"))
 
-    def caught_up(self, metrics: dict) -> bool:
-        """Both queries ran since the start and neither has records of the topic left to read."""
-        return (
-            all(v == 0 for (name, _), v in metrics.items() if name == "twinlayer_speed_kafka_lag_records")
-            and self.processed("views") > 0
-            and self.processed("ingest") > 0
-        )
-
     def processed(self, query: str) -> float:
         return self.metrics().get(("twinlayer_speed_input_rows_total", (("query", query),)), 0.0)
 

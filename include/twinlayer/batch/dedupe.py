@@ -33,7 +33,8 @@ def first_received(raw: DataFrame) -> DataFrame:
 
     Repeated ids are few: they are found from the id column alone (one aggregation), and only their records are
     ranked; every other record passes through a broadcast anti-join, so the rest of its columns never cross a
-    shuffle (ranking every record moved all of them, sorted, for the sake of a few copies)."""
+    shuffle (ranking every record moved all of them, sorted, for the sake of a few copies). The repeated ids are
+    broadcast whatever their number: an hour whose ids nearly all repeat sends all of them to every task."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 

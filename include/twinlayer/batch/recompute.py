@@ -89,7 +89,7 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
         stages[stage] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
 
-    # one pass over the archive: read (the columns the views and the dedupe need), dedupe, aggregate; the view rows
+    # one Spark job: read (the columns the views and the dedupe need), dedupe, aggregate; the view rows
     # (a few per key and window, whatever the events) are kept for the snapshot and the HBase write
     rows = aggregate(exact_events(raw), views, exact=True).cache()
     try:

@@ -41,7 +41,7 @@ class Settings:
     batch_table: str = "twinlayer_batch"
     serving_port: int = 8000
     serving_max_range_hours: int = 7 * 24  # the longest time range one serving answer covers
-    serving_threads: int = 8  # requests served at once, each with a Thrift connection of its own
+    serving_connections: int = 8  # Thrift connections serving's requests share; a request waits for a free one
     serving_publications_max_age_seconds: float = 0.5  # a publish reaches serving's answers within this long
     alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml
     speed_ttl_seconds: int = 8 * 24 * 3600

@@ -3,8 +3,9 @@
 A write followed by its commit is where exactly-once is won or lost (the speed layer's HBase write and the
 checkpoint commit of the same micro-batch; the batch job's HBase write and the publish after the gate). The fault
 suite sets ``TWINLAYER_FAULT`` to one point's name in the environment of the process under test; when execution
-reaches that point the process and its children (the Spark driver's JVM) are killed with SIGKILL — no ``finally``,
-no shutdown hook. ``TWINLAYER_FAULT_ONCE`` names a file: the point fires only while it does not exist, so the
+reaches that point the process is killed with SIGKILL — no ``finally``, no shutdown hook — and so is the Spark JVM
+it started, if it started one (``python spark_jobs/...``; under ``spark-submit`` the JVM is the parent and sees its
+Python child die). ``TWINLAYER_FAULT_ONCE`` names a file: the point fires only while it does not exist, so the
 restarted process runs through. Without ``TWINLAYER_FAULT`` a point is one dictionary lookup.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 FAULT = "TWINLAYER_FAULT"
 FAULT_ONCE = "TWINLAYER_FAULT_ONCE"
@@ -33,11 +35,9 @@ def point(name: str) -> None:
             os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return
-    import psutil
-
-    for child in psutil.Process().children(recursive=True):
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
+    pyspark = sys.modules.get("pyspark")
+    gateway = getattr(getattr(pyspark, "SparkContext", None), "_gateway", None)
+    jvm = getattr(gateway, "proc", None)  # the JVM this process launched; None under spark-submit
+    if jvm is not None:
+        jvm.kill()
     os.kill(os.getpid(), signal.SIGKILL)

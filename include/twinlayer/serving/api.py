@@ -14,9 +14,7 @@ its Thrift gateway not answering is a 503.
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 
-import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import (
@@ -52,14 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry=registry,
     )
     requests_total = Counter("twinlayer_serving_requests", "Serving requests", ["route", "status"], registry=registry)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        # as many requests at once as the pool has Thrift connections: one more would only wait for a connection
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serving_threads
-        yield
-
-    app = FastAPI(title="twinlayer serving", description=__doc__, lifespan=lifespan)
+    app = FastAPI(title="twinlayer serving", description=__doc__)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -86,26 +77,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for v in VIEWS
         ]
 
-    @app.get("/views/{view}")
+    @app.get("/views/{view}", response_model=ViewAnswer)
     def view_windows(
         view: str, key: str, start: str = Query("1h", alias="from"), end: str | None = Query(None, alias="to")
-    ) -> ViewAnswer:
+    ) -> dict:
         catalog = by_name()
         if view not in catalog:
             raise HTTPException(404, f"unknown view {view!r}; views: {', '.join(catalog)}")
         now_ms = int(time.time() * 1000)
         try:
             from_ms, to_ms = parse_time(start, now_ms), parse_time(end, now_ms) if end else now_ms + 1
-            return ViewAnswer.model_validate(server.query(catalog[view], key, from_ms, to_ms).as_dict())
+            return server.query(catalog[view], key, from_ms, to_ms).as_dict()
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         except HBASE_DOWN as exc:
             raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 
-    @app.get("/publications")
-    def publications() -> dict[str, Publication]:
+    @app.get("/publications", response_model=dict[str, Publication], response_model_exclude_unset=True)
+    def publications() -> dict:
         try:
-            return {hour: Publication.model_validate(entry) for hour, entry in server.publications().items()}
+            return server.publications()
         except HBASE_DOWN as exc:
             raise HTTPException(503, f"HBase does not answer: {type(exc).__name__}") from None
 

@@ -93,23 +93,34 @@ class Server:
 
     def __init__(self, settings: Settings, pool=None) -> None:
         self.settings = settings
-        self.pool = pool or hbase_store.pool_for(settings, size=settings.serving_threads)
+        self.pool = pool or hbase_store.pool_for(settings, size=settings.serving_connections)
         self._publications: tuple[float, dict[int, dict]] = (float("-inf"), {})
+        self._failure: tuple[float, Exception] | None = None
         self._reading = threading.Lock()
 
     def current_publications(self) -> dict[int, dict]:
         """The publications as read at most ``serving_publications_max_age_seconds`` ago: an older copy is read
-        again, once, while the requests that found it old wait for that read."""
+        again, once, while the requests that found it old wait for that read. A read that failed fails the
+        requests of the next ``serving_publications_max_age_seconds`` at once instead of each trying again."""
+        max_age = self.settings.serving_publications_max_age_seconds
         read_at, publications = self._publications
-        if time.monotonic() - read_at < self.settings.serving_publications_max_age_seconds:
+        if time.monotonic() - read_at < max_age:
             return publications
         with self._reading:
             read_at, publications = self._publications
-            if time.monotonic() - read_at >= self.settings.serving_publications_max_age_seconds:
-                started = time.monotonic()
+            if time.monotonic() - read_at < max_age:
+                return publications
+            if self._failure is not None and time.monotonic() - self._failure[0] < max_age:
+                raise self._failure[1]
+            started = time.monotonic()
+            try:
                 publications = published(self.pool, self.settings)
-                self._publications = (started, publications)
-        return publications
+            except Exception as exc:
+                self._failure = (time.monotonic(), exc)
+                raise
+            self._failure = None
+            self._publications = (started, publications)
+            return publications
 
     def check_range(self, from_ms: int, to_ms: int) -> None:
         """Raise ValueError for a range no answer should be read for: reversed, outside the row keys' time span, or

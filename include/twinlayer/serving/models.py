@@ -45,9 +45,8 @@ class ViewInfo(BaseModel):
 
 
 class Publication(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow")  # a rolled-back hour also carries ``rolled_back_from``
 
     version: int
     previous: list[int]
     published_ms: int
-    rolled_back_from: int | None = None
