@@ -77,7 +77,8 @@ def prepare_hbase(settings: Settings, role: str, conf: Path = CONF_DIR) -> list[
     render_for_compose("hbase-site.xml", named, conf / "hbase" / "hbase-site.xml")
     render_for_compose("log4j2.properties", named, conf / "log4j2.properties")
     shutil.copy(TEMPLATES / "log4j2.properties", conf / "hbase" / "log4j2.properties")
-    shutil.copy(TEMPLATES / "jmx_exporter.yml", conf / "jmx_exporter.yml")
+    for exporter in ("jmx_exporter.yml", "jmx_exporter_hbase.yml"):
+        shutil.copy(TEMPLATES / exporter, conf / exporter)
     layout = container_layout(conf)
     return hbase_command(settings, layout) if role == "hbase" else thrift_command(settings, layout)
 

@@ -124,11 +124,11 @@ class JvmLayout:
         return f"-Dlog4j2.configurationFile={self.conf / 'log4j2.properties'}"
 
 
-def jmx_agent(settings: Settings, port: int, layout: JvmLayout) -> str:
+def jmx_agent(settings: Settings, port: int, layout: JvmLayout, config: str = "jmx_exporter.yml") -> str:
     agent = next((settings.jars_dir / "jmx").glob("jmx_prometheus_javaagent-*.jar"), None)
     if agent is None:
         raise StackError(f"no JMX exporter jar in {settings.jars_dir / 'jmx'}: run `make jars`")
-    return f"-javaagent:{agent}={layout.bind}:{port}:{layout.conf / 'jmx_exporter.yml'}"
+    return f"-javaagent:{agent}={layout.bind}:{port}:{layout.conf / config}"
 
 
 def kafka_command(settings: Settings, layout: JvmLayout) -> list[str]:
@@ -171,7 +171,7 @@ def hbase_command(settings: Settings, layout: JvmLayout) -> list[str]:
         "-XX:+UseG1GC",
         *HBASE_JAVA17_OPTS,
         layout.log4j,
-        jmx_agent(settings, settings.hbase_jmx_port, layout),
+        jmx_agent(settings, settings.hbase_jmx_port, layout, "jmx_exporter_hbase.yml"),
         f"-Dhbase.log.dir={settings.logs_dir}",
         "-cp",
         classpath(settings, "hbase", layout.conf / "hbase"),

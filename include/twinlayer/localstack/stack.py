@@ -151,7 +151,8 @@ class Stack:
         render("log4j2.properties", s, s.state_dir / "conf" / "log4j2.properties")
         render("hbase-site.xml", s, s.state_dir / "conf" / "hbase" / "hbase-site.xml")
         shutil.copy(TEMPLATES / "log4j2.properties", s.state_dir / "conf" / "hbase" / "log4j2.properties")
-        shutil.copy(TEMPLATES / "jmx_exporter.yml", s.state_dir / "conf" / "jmx_exporter.yml")
+        for exporter in ("jmx_exporter.yml", "jmx_exporter_hbase.yml"):
+            shutil.copy(TEMPLATES / exporter, s.state_dir / "conf" / exporter)
         render(
             "prometheus.yml", s, s.state_dir / "conf" / "prometheus.yml", rules_dir=MONITORING / "prometheus" / "rules"
         )
