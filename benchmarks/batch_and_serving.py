@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import random
 import shutil
 import statistics
@@ -119,7 +120,9 @@ def serving(args) -> None:
     from twinlayer.model.events import campaign_ids
 
     campaigns = campaign_ids()
-    sender = threading.Thread(
+    # the ingest runs in its own process: a producer thread here would hold the interpreter lock the clients' threads
+    # need to send a request and read its answer, and their waits would count as serving latency
+    sender = multiprocessing.get_context("spawn").Process(
         target=produce,
         daemon=True,
         args=(SETTINGS.kafka_bootstrap, SETTINGS.events_topic, Workload(rate=args.ingest, duration=args.seconds + 5)),

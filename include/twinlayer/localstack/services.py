@@ -84,6 +84,15 @@ class Service:
     # exit codes that mean "a person must act" (the process said why in its log): supervisord leaves it stopped
     # instead of restarting it into the same refusal
     final_exit_codes: tuple[int, ...] = ()
+    nice: int = 0  # BACKGROUND for work that may wait for a core (see there)
+
+
+# The speed layer and Airflow's scheduler, DAG processor and triggerer (and the tasks and Spark jobs they start, which
+# inherit it) yield a busy core to the serving path (serving, HBase, its Thrift server) and to Kafka: on two shared
+# cores a query otherwise waits behind a micro-batch. Serving at 50 q/s during 5k events/s ingest: p99 95-112 ms at
+# equal priority, 29-30 ms with this; the speed layer's freshness at 10k events/s is unchanged. A positive niceness
+# needs no privilege.
+BACKGROUND = 10
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -321,6 +330,7 @@ def services(settings: Settings) -> list[Service]:
             240,
             60,
             final_exit_codes=(NEEDS_OPERATOR,),
+            nice=BACKGROUND,
         ),
         Service(
             "serving",
@@ -361,9 +371,27 @@ def services(settings: Settings) -> list[Service]:
             30,
         ),
         Service("airflow-api-server", [airflow, "api-server"], check_airflow, af_env, 150, 40),
-        Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
-        Service("airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40),
-        Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], check_process_only, af_env, 150, 40),
+        Service(
+            "airflow-scheduler",
+            [airflow, "scheduler", "--skip-serve-logs"],
+            check_process_only,
+            af_env,
+            150,
+            40,
+            nice=BACKGROUND,
+        ),
+        Service(
+            "airflow-dag-processor", [airflow, "dag-processor"], check_process_only, af_env, 150, 40, nice=BACKGROUND
+        ),
+        Service(
+            "airflow-triggerer",
+            [airflow, "triggerer", "--skip-serve-logs"],
+            check_process_only,
+            af_env,
+            150,
+            40,
+            nice=BACKGROUND,
+        ),
     ]
 
 
@@ -373,6 +401,11 @@ def render(template: str, settings: Settings, target: Path, **extra: object) -> 
     text = string.Template((TEMPLATES / template).read_text()).substitute(values)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
+
+
+def niced(svc: Service) -> list[str]:
+    """The service's command line, under ``nice`` when it runs at a lower priority (nice execs it: same pid)."""
+    return ["nice", "-n", str(svc.nice), *svc.command] if svc.nice else svc.command
 
 
 def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
@@ -417,7 +450,7 @@ def supervisord_conf(settings: Settings, svcs: list[Service]) -> str:
     for svc in svcs:
         lines += [
             f"[program:{svc.name}]",
-            "command=" + " ".join(quote(a).replace("%", "%%") for a in svc.command),
+            "command=" + " ".join(quote(a).replace("%", "%%") for a in niced(svc)),
             f"directory={settings.state_dir}",
             f"priority={svc.priority}",
             "autostart=false",

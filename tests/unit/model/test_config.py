@@ -50,6 +50,16 @@ def test_a_refusal_that_needs_a_person_is_not_restarted_into_a_loop(tmp_path):
     assert "autorestart=true" not in section
 
 
+def test_background_services_run_under_nice_and_keep_their_command(tmp_path):
+    from twinlayer.localstack.services import BACKGROUND, services
+
+    settings = Settings(state_dir=tmp_path)
+    conf = supervisord_conf(settings, [Service("delta", ["/bin/true", "x"], check_process_only, nice=BACKGROUND)])
+    assert f"command=nice -n {BACKGROUND} /bin/true x" in conf
+    background = {svc.name for svc in services(settings) if svc.nice}
+    assert background == {"speed-layer", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+
+
 def test_every_python_file_of_the_project_compiles():
     """Modules no unit test imports (the demo, DAGs, docker scripts, benchmarks) still parse on this Python."""
     from twinlayer.model.config import PROJECT_ROOT
