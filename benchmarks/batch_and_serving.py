@@ -155,6 +155,8 @@ def serving(args) -> None:
             sent += 1
     elapsed = time.perf_counter() - started
     sender.join()
+    if sender.exitcode != 0:
+        raise SystemExit(f"the ingest process failed (exit code {sender.exitcode}): no figures without ingest")
     q = statistics.quantiles(latencies, n=100)
     figures = {
         "qps_sent": round(sent / args.seconds, 1),

@@ -40,6 +40,15 @@ def test_up_twice_is_harmless(stack):
     assert stack.healthy()
 
 
+def test_the_speed_layer_and_airflow_yield_the_cores_to_serving(stack):
+    """Background work runs niced (its JVM and tasks inherit it); what answers queries does not."""
+    nice = {name: psutil.Process(pid).nice() for name, pid in pids(stack).items() if pid}
+    background = {"speed-layer", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+    assert {name for name, value in nice.items() if value > 0} == background, nice
+    speed_jvm = [p for p in psutil.Process(pids(stack)["speed-layer"]).children(recursive=True) if p.name() == "java"]
+    assert speed_jvm and all(p.nice() > 0 for p in speed_jvm)
+
+
 def test_killed_jvm_service_is_restarted_by_the_supervisor(stack, settings):
     victim = pids(stack)["hbase-thrift"]
     os.kill(victim, signal.SIGKILL)

@@ -89,8 +89,8 @@ class Service:
 
 # The speed layer and Airflow's scheduler, DAG processor and triggerer (and the tasks and Spark jobs they start, which
 # inherit it) yield a busy core to the serving path (serving, HBase, its Thrift server) and to Kafka: on two shared
-# cores a query otherwise waits behind a micro-batch. Serving at 50 q/s during 5k events/s ingest: p99 95-112 ms at
-# equal priority, 29-30 ms with this; the speed layer's freshness at 10k events/s is unchanged. A positive niceness
+# cores a query otherwise waits behind a micro-batch. Serving at 50 q/s during 5k events/s ingest: p99 59-153 ms at
+# equal priority, 29-31 ms with this; the speed layer's freshness at 10k events/s is unchanged. A positive niceness
 # needs no privilege.
 BACKGROUND = 10
 

@@ -526,7 +526,11 @@ def test_launcher_renders_the_local_templates_with_container_names(tmp_path):
     assert props["advertised.listeners"] == f"PLAINTEXT://kafka:{DEFAULTS.kafka_port}"
     assert f"=0.0.0.0:{DEFAULTS.kafka_jmx_port}:" in " ".join(kafka)
 
+    hbase = launch.prepare_hbase(settings, "hbase", tmp_path / "conf")
+    assert (tmp_path / "conf" / "jmx_exporter_hbase.yml").exists()
+    assert any(arg.startswith("-javaagent:") and arg.endswith("jmx_exporter_hbase.yml") for arg in hbase)
     thrift = launch.prepare_hbase(settings, "hbase-thrift", tmp_path / "conf")
+    assert any(arg.startswith("-javaagent:") and arg.endswith("/jmx_exporter.yml") for arg in thrift)
     site = {}
     for prop in ET.parse(tmp_path / "conf" / "hbase" / "hbase-site.xml").getroot():
         site[prop.findtext("name")] = prop.findtext("value")  # the last definition wins, as in Hadoop
