@@ -212,22 +212,38 @@ def aggregate(events: DataFrame, views: Sequence[View] = VIEWS, exact: bool = Fa
         .select("coarse", "e.*")
     )
 
-    aggregations = []
+    grouping = ["view", "key", "coarse", "window_start_ms", "window_ms"]
+    aggregations, columns = [], []
     for view, measure in slots:
         column = slot_name(view, measure)
+        columns.append(F.col(column))
         if measure.kind == "count":
             aggregations.append(F.count(column).alias(column))
         elif measure.kind == "distinct":
             aggregations.append(F.hll_sketch_agg(column, HLL_LG_K).alias(column))
             if exact:
-                aggregations.append(F.count_distinct(column).alias(exact_slot_name(view, measure)))
+                columns.append(
+                    F.coalesce(exact_slot_name(view, measure), F.lit(0)).alias(exact_slot_name(view, measure))
+                )
         else:
             aggregations.append(getattr(F, measure.kind)(column).alias(column))
-    grouped = exploded.groupBy("view", "key", "coarse", "window_start_ms", "window_ms").agg(*aggregations)
+    grouped = exploded.groupBy(*grouping).agg(*aggregations)
+    if exact:
+        # each exact distinct count in an aggregation of its own, joined back: beside the other aggregates, Spark
+        # would expand every row once per distinct column to count them in one pass (2M events: 6.8 s of 23 s)
+        for view, measure in slots:
+            if measure.kind == "distinct":
+                column = slot_name(view, measure)
+                counts = (
+                    exploded.where(F.col("view") == view.name)
+                    .groupBy(*grouping)
+                    .agg(F.count_distinct(column).alias(exact_slot_name(view, measure)))
+                )
+                grouped = grouped.join(counts, on=grouping, how="left")  # no count outside its own view: 0
     return grouped.select(
         "view",
         "key",
         "window_start_ms",
         (F.col("window_start_ms") + F.col("window_ms")).alias("window_end_ms"),
-        *(c for c in grouped.columns[5:]),
+        *columns,
     )
