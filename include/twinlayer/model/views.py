@@ -10,7 +10,7 @@ deduplicates each event once and keeps one state store and one watermark for eve
 
 Measures are mergeable so the serving layer can combine windows and layers: count, sum, min, max, and distinct
 users as an Apache DataSketches HLL sketch (``hll_sketch_agg``). The batch layer asks for ``exact=True`` and gets
-the exact distinct count beside the sketch.
+the exact distinct count beside the sketch, each from an aggregation of its own joined back.
 """
 
 from __future__ import annotations
@@ -170,10 +170,12 @@ def coarse_window_seconds(views: Sequence[View]) -> int:
 def aggregate(events: DataFrame, views: Sequence[View] = VIEWS, exact: bool = False) -> DataFrame:
     """Valid events → one row per (view, key, window) with columns view, key, window_start_ms, window_end_ms and one
     column per (view, measure) (``slot_name``), null outside its own view. With ``exact``, distinct measures also
-    get the exact count in ``exact_slot_name`` (not possible in a streaming query).
+    get the exact count in ``exact_slot_name`` (not possible in a streaming query), 0 outside its own view: each
+    from an aggregation of its own over its view's exploded entries, left-joined back on the group. (Those
+    aggregations read, dedupe and explode the events again; Spark shares only identical shuffles between them.)
 
-    Every event is read once: one projection makes an array of per-view entries (those whose filter holds) and
-    explodes it, and one aggregation groups them. The grouping includes the event-time window of
+    Without ``exact`` every event is read once: one projection makes an array of per-view entries (those whose
+    filter holds) and explodes it, and one aggregation groups them. The grouping includes the event-time window of
     ``coarse_window_seconds`` — a multiple of every view's window — so a streaming query's watermark can evict a
     group once its coarse window is behind it; the view's own window is grouped as a plain column.
     """

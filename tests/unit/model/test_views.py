@@ -155,6 +155,28 @@ def test_exact_distinct_beside_the_sketch(spark, mapping):
     assert round(sketch_estimate(row[slot_name(act, act.measure("users"))])) == 5
 
 
+def test_exact_counts_of_every_view_join_the_rows_they_belong_to(spark, mapping):
+    payloads = [event(i, ADS[i % 4][0], ev.EVENT_TYPES[i % 3], T0 + i * 900, user=f"u{i % 7}") for i in range(120)]
+    events = valid_events(parse_events(raw_frame(spark, payloads, T0 + 200_000), mapping))
+    plain, exact = aggregate(events, VIEWS), aggregate(events, VIEWS, exact=True)
+    distinct = [(v, m) for v in VIEWS for m in v.measures if m.kind == "distinct"]
+    expected_columns = [
+        name
+        for column in plain.columns
+        for name in (column, *(f"{column}__exact" for v, m in distinct if slot_name(v, m) == column))
+    ]
+    assert exact.columns == expected_columns
+    assert all(not exact.schema[f"{slot_name(v, m)}__exact"].nullable for v, m in distinct)
+    assertDataFrameEqual(exact.select(*plain.columns), plain)
+    rows = exact.collect()
+    for view, measure in distinct:
+        column = slot_name(view, measure)
+        own = [row for row in rows if row["view"] == view.name]
+        assert own and all(row[f"{column}__exact"] == 0 for row in rows if row["view"] != view.name)
+        # at most seven users a window: the sketch is still in its exact (list) mode
+        assert all(row[f"{column}__exact"] == round(sketch_estimate(row[column])) > 0 for row in own)
+
+
 def test_mutations_are_deterministic_under_shuffled_input(spark, mapping):
     payloads = [event(i, ADS[i % 30][0], ev.EVENT_TYPES[i % 3], T0 + i * 700, user=f"u{i % 11}") for i in range(300)]
     rows = aggregate(valid_events(parse_events(raw_frame(spark, payloads, T0 + 200_000), mapping))).collect()
