@@ -11,15 +11,18 @@ Hourly, for the hour that just closed: is the master dataset sound?
 Results go to the Pushgateway (`twinlayer_archive_missing_files`, `twinlayer_archive_orphan_files`,
 `twinlayer_batch_gate_success{gate="archive"}`); a failure turns the run red with every failed expectation in the
 task log. Unlike the recompute's own gate this one publishes nothing and stops nothing: it watches the archive.
+
+A passed check is an event of the **twinlayer_raw_archive** asset whose extra names the hour and its records: the
+archive is written by the speed layer outside Airflow, and this is where Airflow learns an hour of it is sound.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.exceptions import AirflowFailException
-from airflow.sdk import dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 from common.assets import RAW_ARCHIVE
+from common.connections import task_settings
 
 
 @dag(
@@ -33,18 +36,19 @@ from common.assets import RAW_ARCHIVE
     doc_md=__doc__,
 )
 def twinlayer_archive_quality():
-    @task(retries=0, inlets=[RAW_ARCHIVE])
-    def check_archive(data_interval_end=None) -> dict:
+    @task(retries=0, outlets=[RAW_ARCHIVE])
+    def check_archive(data_interval_end=None, outlet_events=None) -> dict:
         from twinlayer.batch.gates import check_archive
         from twinlayer.batch.quality import QualityGateFailed
-        from twinlayer.model.config import load_settings
-        from twinlayer.model.hours import HOUR_MS, floor_hour
+        from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label
 
         hour_ms = floor_hour(int(data_interval_end.timestamp() * 1000)) - HOUR_MS
         try:
-            return check_archive(load_settings(), hour_ms)
+            facts = check_archive(task_settings(), hour_ms)
         except QualityGateFailed as exc:
             raise AirflowFailException(str(exc)) from None
+        outlet_events[RAW_ARCHIVE].extra = {"hour": hour_label(hour_ms), "records": facts.get("raw_rows")}
+        return facts
 
     check_archive()
 

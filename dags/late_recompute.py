@@ -8,9 +8,9 @@ them empty or failed (counted once that run has had an hour). For each such hour
 triggers a run of **twinlayer_recompute** for exactly that hour (its data interval), which gates, recomputes,
 publishes the new version (the old one stays for rollback) and measures it like any other run.
 
-The triggered run id is `late__<hour>__<archived records>`: a second look at an unchanged archive triggers nothing
-new (so it does not undo a rollback either). `twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows
-what is waiting.
+The triggered run id is `late__<hour>__<archived records>` and names each mapped task in the grid: a second look
+at an unchanged archive triggers nothing new (so it does not undo a rollback either).
+`twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows what is waiting.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 from common.assets import BATCH_VIEWS
+from common.connections import task_settings
 
 
 @dag(
@@ -35,9 +36,8 @@ def twinlayer_late_recompute():
     @task(inlets=[BATCH_VIEWS])
     def find_late_hours() -> list[dict]:
         from twinlayer.batch.late import late_hours, recompute_requests
-        from twinlayer.model.config import load_settings
 
-        stale = late_hours(load_settings())
+        stale = late_hours(task_settings())
         for item in stale:
             print(
                 f"{item['hour']}: published version read {item['published']} records, the archive now holds "
@@ -49,6 +49,7 @@ def twinlayer_late_recompute():
         task_id="recompute_late_hour",
         trigger_dag_id="twinlayer_recompute",
         skip_when_already_exists=True,
+        map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(find_late_hours())
 
 

@@ -21,6 +21,11 @@ For the hour of the data interval:
 6. **drift** — batch vs speed per view for the hour → `twinlayer_batch_drift_ratio` in the Pushgateway;
 7. **export_metrics** — rows, durations, last success.
 
+Publishing is an event of the **twinlayer_batch_views** asset whose extra carries the hour, the version and the ones
+before it. The tasks reach HBase, Kafka and the Pushgateway through the Airflow connections `twinlayer_hbase`,
+`twinlayer_kafka` and `twinlayer_pushgateway` (Admin › Connections; the batch job gets them as environment
+variables). The Lambda page (Airflow's navigation) shows each hour's state and recomputes, rolls back or backfills.
+
 Serving answers a published hour from the batch layer; its speed cells are not deleted (a delete marker would mask
 any later rewrite of those windows) but expire by the speed table's TTL, eight days after their window.
 
@@ -31,11 +36,11 @@ UI's backfill) recomputes any range; a rerun of an hour writes byte-identical ce
 from __future__ import annotations
 
 import pendulum
-from airflow.exceptions import AirflowFailException
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import PokeReturnValue, dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 from common.assets import BATCH_VIEWS, RAW_ARCHIVE
+from common.connections import ENDPOINT_VARIABLES, endpoint_environment, task_settings
 
 from twinlayer.model.config import PROJECT_ROOT
 
@@ -56,23 +61,22 @@ def _ms(moment) -> int:
     tags=["twinlayer", "batch"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
     doc_md=__doc__,
+    user_defined_macros={"twinlayer_endpoints": endpoint_environment},
 )
 def twinlayer_recompute():
     @task.sensor(poke_interval=30, timeout=3 * 3600, mode="reschedule", inlets=[RAW_ARCHIVE])
     def hour_closed(data_interval_end=None) -> PokeReturnValue:
         from twinlayer.batch.late import hour_is_closed
-        from twinlayer.model.config import load_settings
 
-        return PokeReturnValue(is_done=hour_is_closed(load_settings(), _ms(data_interval_end)))
+        return PokeReturnValue(is_done=hour_is_closed(task_settings(), _ms(data_interval_end)))
 
     @task(retries=0)
     def validate_raw(data_interval_start=None) -> dict:
         from twinlayer.batch.gates import gate_raw
         from twinlayer.batch.quality import QualityGateFailed
-        from twinlayer.model.config import load_settings
 
         try:
-            return gate_raw(load_settings(), _ms(data_interval_start)).facts
+            return gate_raw(task_settings(), _ms(data_interval_start)).facts
         except QualityGateFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -82,6 +86,7 @@ def twinlayer_recompute():
         application=str(PROJECT_ROOT / "spark_jobs" / "batch_recompute.py"),
         application_args=["--start", HOUR_START, "--end", HOUR_END],
         name="twinlayer-batch-recompute",
+        env_vars={name: f"{{{{ twinlayer_endpoints()['{name}'] }}}}" for name in ENDPOINT_VARIABLES},
         conf={
             "spark.sql.shuffle.partitions": "4",
             "spark.ui.enabled": "false",
@@ -94,34 +99,34 @@ def twinlayer_recompute():
     def validate_version(raw_facts: dict, data_interval_start=None) -> int:
         from twinlayer.batch.gates import gate_version
         from twinlayer.batch.quality import QualityGateFailed
-        from twinlayer.model.config import load_settings
 
         try:
-            return gate_version(load_settings(), _ms(data_interval_start), raw_facts).facts["version"]
+            return gate_version(task_settings(), _ms(data_interval_start), raw_facts).facts["version"]
         except QualityGateFailed as exc:
             raise AirflowFailException(str(exc)) from None
 
     @task(outlets=[BATCH_VIEWS])
-    def publish(version: int, data_interval_start=None) -> dict:
+    def publish(version: int, data_interval_start=None, outlet_events=None) -> dict:
         from twinlayer.batch.publish import publish_hour
-        from twinlayer.model.config import load_settings
+        from twinlayer.model.hours import hour_label
 
-        return publish_hour(load_settings(), _ms(data_interval_start), version)
+        hour_ms = _ms(data_interval_start)
+        entry = publish_hour(task_settings(), hour_ms, version)
+        outlet_events[BATCH_VIEWS].extra = {"hour": hour_label(hour_ms), **entry}
+        return entry
 
     @task
     def drift(data_interval_start=None) -> dict:
         from twinlayer.batch.drift import hour_drift
-        from twinlayer.model.config import load_settings
 
-        return hour_drift(load_settings(), _ms(data_interval_start))
+        return hour_drift(task_settings(), _ms(data_interval_start))
 
     @task
     def export_metrics(data_interval_start=None, dag_run=None) -> None:
         from twinlayer.batch.report import export_run_metrics
-        from twinlayer.model.config import load_settings
 
         started = dag_run.start_date or pendulum.now("UTC")
-        export_run_metrics(load_settings(), _ms(data_interval_start), (pendulum.now("UTC") - started).total_seconds())
+        export_run_metrics(task_settings(), _ms(data_interval_start), (pendulum.now("UTC") - started).total_seconds())
 
     raw_facts = validate_raw()
     hour_closed() >> raw_facts >> recompute

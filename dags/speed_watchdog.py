@@ -10,8 +10,9 @@ reported progress in the last two minutes? If not, the speed layer is restarted 
 from __future__ import annotations
 
 import pendulum
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
+from common.connections import task_settings
 
 
 @dag(
@@ -28,10 +29,9 @@ def twinlayer_speed_watchdog():
     @task(retries=0)
     def check_speed_layer() -> dict:
         from twinlayer.localstack.stack import Stack
-        from twinlayer.model.config import load_settings
         from twinlayer.ops.watchdog import check_and_heal
 
-        settings = load_settings()
+        settings = task_settings()
         verdict = check_and_heal(settings, restart=lambda: Stack(settings).restart_supervised("speed-layer"))
         if verdict["problem"]:
             action = (

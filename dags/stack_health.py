@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
+from common.connections import task_settings
 
 
 @dag(
@@ -26,10 +27,9 @@ from airflow.sdk import dag, task
 def twinlayer_stack_health():
     @task
     def probe_services() -> dict[str, str | None]:
-        from twinlayer.model.config import load_settings
         from twinlayer.ops.health import probe_and_push
 
-        results = probe_and_push(load_settings())
+        results = probe_and_push(task_settings())
         down = {name: reason for name, reason in results.items() if reason}
         if down:
             raise RuntimeError("services not answering: " + "; ".join(f"{n}: {r}" for n, r in sorted(down.items())))

@@ -7,7 +7,7 @@ from typing import Any
 
 from twinlayer.batch.recompute import snapshot_path
 from twinlayer.batch.report import JOB
-from twinlayer.batch.runs import read_run_record
+from twinlayer.batch.runs import read_run_record, record_hour_fact
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, View, slot_name
@@ -75,6 +75,7 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
         # drift measured when the hour was last recomputed stands
         log.info("no speed cells for %s: drift not measured", hour_label(hour_ms))
         return {}
+    record_hour_fact(settings, hour_ms, "drift", {"version": record["version"], "views": reports})
     push_gauges(
         settings,
         JOB,

@@ -18,7 +18,7 @@ from twinlayer.batch.quality import (
     validate_version,
 )
 from twinlayer.batch.report import JOB
-from twinlayer.batch.runs import read_run_record, record_gate_pass
+from twinlayer.batch.runs import read_run_record, record_gate_pass, record_hour_fact
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import VIEWS, View, event_count, key_column, selected
@@ -80,6 +80,17 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict, views: tuple
 
 
 def push_gate(settings: Settings, hour_ms: int, result: GateResult) -> None:
+    record_hour_fact(
+        settings,
+        hour_ms,
+        f"gate_{result.gate}",
+        {
+            "success": result.success,
+            "failures": result.failures[:5],
+            "version": result.facts.get("version"),
+            "ran_ms": int(time.time() * 1000),
+        },
+    )
     push_gauges(
         settings,
         JOB,

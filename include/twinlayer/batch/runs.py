@@ -2,7 +2,9 @@
 
 The recompute runs in its own process (``spark_jobs/batch_recompute.py`` through ``SparkSubmitOperator``); it
 writes ``state/batch/runs/<hour>.json`` and the gate, publish, drift and metric steps read it. The view gate notes
-every version of an hour it passed in ``state/batch/gated/<hour>.json``; publish refuses any other.
+every version of an hour it passed in ``state/batch/gated/<hour>.json``; publish refuses any other. The gates'
+results and the drift of each hour's last run are kept in ``state/batch/facts/<hour>.json`` for the Lambda page (the
+Pushgateway holds only the last hour's).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twinlayer.batch.recompute import HourResult
 from twinlayer.model.config import Settings
@@ -47,16 +51,34 @@ def gated_versions(settings: Settings, hour_ms: int) -> list[int]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def record_gate_pass(settings: Settings, hour_ms: int, version: int) -> None:
-    """Note that ``version`` of the hour passed the view gate: under a lock (two runs of an hour may pass their
-    gates at once), written whole, then renamed."""
-    path = _gated_path(settings, hour_ms)
+def _update(path: Path, change: Callable[[Any], Any], empty: Any) -> None:
+    """Read-change-write one JSON file under a lock (two runs of an hour may get here at once), written whole, then
+    renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(sorted({*gated_versions(settings, hour_ms), version})))
+        partial.write_text(json.dumps(change(json.loads(path.read_text()) if path.exists() else empty)))
         os.replace(partial, path)
+
+
+def record_gate_pass(settings: Settings, hour_ms: int, version: int) -> None:
+    """Note that ``version`` of the hour passed the view gate."""
+    _update(_gated_path(settings, hour_ms), lambda versions: sorted({*versions, version}), [])
+
+
+def _facts_path(settings: Settings, hour_ms: int) -> Path:
+    return settings.batch_dir / "facts" / f"{hour_label(hour_ms)}.json"
+
+
+def record_hour_fact(settings: Settings, hour_ms: int, name: str, value: Any) -> None:
+    """Keep ``value`` as the hour's latest ``name`` (``gate_raw``, ``gate_version``, ``drift``)."""
+    _update(_facts_path(settings, hour_ms), lambda facts: {**facts, name: value}, {})
+
+
+def hour_facts(settings: Settings, hour_ms: int) -> dict[str, Any]:
+    path = _facts_path(settings, hour_ms)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def gate_passed(settings: Settings, hour_ms: int, version: int) -> bool:

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from twinlayer.cli import batch_commands, event_commands, stack_commands, view_commands
+from twinlayer.cli import batch_commands, event_commands, sql_commands, stack_commands, view_commands
 from twinlayer.cli.output import FAILED, SERVICE_DOWN, USAGE, say_error
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_commands.stack_app, name="stack")
 app.add_typer(event_commands.dlq_app, name="dlq")
-for module in (stack_commands, view_commands, event_commands, batch_commands):
+for module in (stack_commands, view_commands, sql_commands, event_commands, batch_commands):
     module.register(app)
 
 

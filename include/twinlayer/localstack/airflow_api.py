@@ -16,19 +16,30 @@ import requests
 from twinlayer.model.hours import floor_hour, iso, parse_time
 
 
+class AirflowApiError(RuntimeError):
+    """Airflow answered a call with an HTTP error (``status``)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class AirflowClient:
-    def __init__(self, base_url: str, login: tuple[str, str], timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, login: tuple[str, str] | None = None, timeout: float = 10.0, token: str = ""):
+        """Logs in with ``login``, or sends ``token`` (a signed-in user's own, e.g. from the Lambda page)."""
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
-        username, password = login
-        response = self.session.post(
-            f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=timeout
-        )
-        if response.status_code == 401:
-            raise PermissionError(f"Airflow at {self.base} refused the login of {username!r}")
-        response.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        if login is not None:
+            username, password = login
+            response = self.session.post(
+                f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=timeout
+            )
+            if response.status_code == 401:
+                raise PermissionError(f"Airflow at {self.base} refused the login of {username!r}")
+            response.raise_for_status()
+            token = response.json()["access_token"]
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     @classmethod
     def for_stack(cls, settings, timeout: float = 10.0) -> AirflowClient:
@@ -46,18 +57,43 @@ class AirflowClient:
                 break
             time.sleep(3 * attempt)
         if response.status_code >= 400:
-            raise RuntimeError(f"Airflow API {method} {path}: HTTP {response.status_code} {response.text[:500]}")
+            raise AirflowApiError(
+                f"Airflow API {method} {path}: HTTP {response.status_code} {response.text[:500]}", response.status_code
+            )
         return response.json()
 
     @contextlib.contextmanager
     def unpaused(self, dag_id: str):
         """Unpause ``dag_id`` for the block; it is left paused or not as it was."""
-        was_paused = self._call("GET", f"/dags/{dag_id}")["is_paused"]
+        was_paused = self.is_paused(dag_id)
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         try:
             yield
         finally:
             self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": was_paused})
+
+    def ensure_connections(self, specs: list[dict]) -> list[str]:
+        """Create each connection of ``specs`` that Airflow does not have; one a person edited stays as it is.
+        Returns the ids created."""
+        created = []
+        for spec in specs:
+            response = self.session.get(f"{self.base}/api/v2/connections/{spec['connection_id']}", timeout=self.timeout)
+            if response.status_code == 404:
+                self._call("POST", "/connections", json=spec)
+                created.append(spec["connection_id"])
+            elif response.status_code >= 400:
+                raise AirflowApiError(f"Airflow API GET connection: HTTP {response.status_code}", response.status_code)
+        return created
+
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self._call("GET", f"/dags/{dag_id}")["is_paused"])
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def create_backfill(self, dag_id: str, from_ms: int, to_ms: int, reprocess: bool = False) -> dict:
+        """Create Airflow's backfill of ``dag_id`` for logical dates in [from_ms, to_ms] and return it, unwaited."""
+        return self._create_backfill(dag_id, from_ms, to_ms, reprocess)
 
     def backfill(
         self,
@@ -146,13 +182,15 @@ class AirflowClient:
         )
         return bool(runs["dag_runs"])
 
-    def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str) -> dict:
+    def trigger(self, dag_id: str, start_ms: int, end_ms: int, run_id: str, logical_ms: int | None = None) -> dict:
+        """A run of ``dag_id`` for the data interval [start_ms, end_ms); its logical date is ``start_ms`` unless
+        given (Airflow keeps one run per logical date, and the hour's scheduled run may hold that one)."""
         return self._call(
             "POST",
             f"/dags/{dag_id}/dagRuns",
             json={
                 "dag_run_id": run_id,
-                "logical_date": iso(start_ms),
+                "logical_date": iso(start_ms if logical_ms is None else logical_ms),
                 "data_interval_start": iso(start_ms),
                 "data_interval_end": iso(end_ms),
             },

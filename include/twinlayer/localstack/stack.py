@@ -34,7 +34,7 @@ from twinlayer.localstack.services import (
     supervisord_conf,
     venv_bin,
 )
-from twinlayer.model.config import Settings
+from twinlayer.model.config import Settings, connection_specs
 from twinlayer.ops.probes import port_open
 
 
@@ -213,6 +213,10 @@ class Stack:
         rest = [svc for svc in svcs if svc not in first]
         self._start(rest)
         self._await(rest, started, timeout)
+        if any(svc.name == "airflow-api-server" for svc in svcs):
+            from twinlayer.localstack.airflow_api import AirflowClient
+
+            AirflowClient.for_stack(self.settings).ensure_connections(connection_specs(self.settings))
         return time.monotonic() - started
 
     def _start(self, svcs: list[Service]) -> None:

@@ -43,6 +43,7 @@ class Settings:
     serving_max_range_hours: int = 7 * 24  # the longest time range one serving answer covers
     serving_connections: int = 8  # Thrift connections serving's requests share; a request waits for a free one
     serving_publications_max_age_seconds: float = 0.5  # a publish reaches serving's answers within this long
+    grafana_url: str = "http://127.0.0.1:3000"  # where the Lambda page links the dashboards (no Grafana here)
     alert_log_port: int = 19095  # fixed in monitoring/alertmanager/alertmanager.yml
     speed_ttl_seconds: int = 8 * 24 * 3600
     # how far out of order an event may arrive and still count in the speed layer's views; later ones wait for the
@@ -94,6 +95,42 @@ class Settings:
 
     def url(self, port_field: str) -> str:
         return f"http://{self.address(port_field)}"
+
+
+# Airflow connections the DAGs' tasks read their endpoints from (`make up` creates them; a person edits them under
+# Admin › Connections): connection id → (the settings field of its port, what it is)
+CONNECTIONS: dict[str, tuple[str, str]] = {
+    "twinlayer_hbase": ("thrift_port", "HBase Thrift gateway: both layers' views and the publications"),
+    "twinlayer_kafka": ("kafka_port", "Kafka bootstrap server: the events topic and its dead letters"),
+    "twinlayer_pushgateway": ("pushgateway_port", "Prometheus Pushgateway: the batch layer's metrics"),
+    "twinlayer_serving": ("serving_port", "The serving API: merged answers of both layers"),
+}
+
+
+def with_endpoints(settings: Settings, endpoints: Mapping[str, tuple[str | None, int | None]]) -> Settings:
+    """``settings`` with the host and port of each connection in ``endpoints`` (an empty value keeps the setting)."""
+    changes: dict[str, Any] = {}
+    for conn_id, (host, port) in endpoints.items():
+        port_field = CONNECTIONS[conn_id][0]
+        if host:
+            changes[port_field.removesuffix("_port") + "_host"] = host
+        if port:
+            changes[port_field] = int(port)
+    return dataclasses.replace(settings, **changes)
+
+
+def connection_specs(settings: Settings) -> list[dict[str, Any]]:
+    """The connections as Airflow's REST API creates them, pointing at ``settings``' endpoints."""
+    return [
+        {
+            "connection_id": conn_id,
+            "conn_type": "generic",
+            "host": settings.host_of(port_field),
+            "port": getattr(settings, port_field),
+            "description": what,
+        }
+        for conn_id, (port_field, what) in CONNECTIONS.items()
+    ]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

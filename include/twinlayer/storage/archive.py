@@ -218,6 +218,11 @@ def committed_files(epoch: Path) -> list[Path]:
     return [epoch / f["path"] for record in commits(epoch) for f in record["files"]]
 
 
+def committed_paths(archive_dir: Path) -> list[Path]:
+    """Every file of the master dataset: the committed files of every epoch (what a reader outside Spark reads)."""
+    return [path for epoch in epochs(archive_dir) for path in committed_files(epoch)]
+
+
 def hour_counts(archive_dir: Path) -> dict[str, int]:
     """Hour label (``YYYY-MM-DDTHH``) → records archived for it, over every epoch, from the commit records."""
     counts: Counter[str] = Counter()

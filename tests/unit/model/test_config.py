@@ -82,3 +82,20 @@ def test_kafka_cluster_ids_never_read_as_an_option():
 
     ids = [kafka_cluster_id() for _ in range(3000)]  # one id in 64 would start with '-' if nothing prevented it
     assert len(set(ids)) == len(ids) and not any(i.startswith("-") for i in ids)
+
+
+def test_airflow_connections_override_the_endpoints_they_name_and_are_created_from_the_settings():
+    from twinlayer.model.config import CONNECTIONS, connection_specs, with_endpoints
+
+    settings = Settings(thrift_port=9090, kafka_host="broker")
+    changed = with_endpoints(settings, {"twinlayer_hbase": ("hbase-gw", 9191), "twinlayer_kafka": (None, 29092)})
+    assert (changed.host_of("thrift_port"), changed.thrift_port) == ("hbase-gw", 9191)
+    assert changed.kafka_bootstrap == "broker:29092"  # an empty host keeps the setting
+    assert changed.pushgateway_port == settings.pushgateway_port
+    specs = {spec["connection_id"]: spec for spec in connection_specs(changed)}
+    assert set(specs) == set(CONNECTIONS)
+    assert (specs["twinlayer_hbase"]["host"], specs["twinlayer_hbase"]["port"]) == ("hbase-gw", 9191)
+    again = with_endpoints(Settings(), {cid: (s["host"], s["port"]) for cid, s in specs.items()})
+    assert [again.address(port) for port, _ in CONNECTIONS.values()] == [
+        changed.address(port) for port, _ in CONNECTIONS.values()
+    ]

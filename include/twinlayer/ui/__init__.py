@@ -1,0 +1,1 @@
+"""The Lambda page: an Airflow plugin's web app over both layers (see ``app``)."""
