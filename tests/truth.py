@@ -24,7 +24,8 @@ class Record:
     payload: bytes
 
 
-def read_topic(bootstrap: str, topic: str) -> list[Record]:
+def read_topic(bootstrap: str, topic: str, since_ms: int | None = None) -> list[Record]:
+    """Every record of the topic, or those Kafka received from ``since_ms`` on."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -37,6 +38,9 @@ def read_topic(bootstrap: str, topic: str) -> list[Record]:
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
+        if since_ms is not None:
+            for tp, found in consumer.offsets_for_times(dict.fromkeys(partitions, since_ms)).items():
+                consumer.seek(tp, end[tp] if found is None else found.offset)
         records = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for batch in consumer.poll(timeout_ms=2000).values():

@@ -34,11 +34,12 @@ def client(stack, settings):
 def published_hour(stack, settings, spark, client):
     """A past hour of 1,500 events, archived by the stack's speed layer and published by a DAG run."""
     hour = unused_past_hours(spark, settings)
+    sent_from_ms = int(time.time() * 1000) - 1000
     archive_past_events(spark, settings, hour, 1500, seed=83)
     run_id = f"test_lambda_{hour_label(hour)}_{int(time.time())}"
     result = client.run_interval(DAG_ID, hour, hour + HOUR_MS, run_id)
     assert result["state"] == "success", result["tasks"]
-    return {"hour": hour, "label": hour_label(hour), "run_id": run_id}
+    return {"hour": hour, "label": hour_label(hour), "run_id": run_id, "sent_from_ms": sent_from_ms}
 
 
 def plugin(settings, path: str, token: str | None = None, method: str = "GET", **kwargs) -> requests.Response:
@@ -148,6 +149,7 @@ def test_a_person_recomputes_a_published_hour_from_the_lambda_page(published_hou
             log_in_to_airflow(page, settings, "/")
             page.get_by_role("link", name="Lambda").click()
             lambda_page = page.frame_locator("iframe")
+            lambda_page.get_by_role("link", name="7 days").click()  # the hour is one to six days old
             row = lambda_page.locator(f'tr[data-hour="{label}"]')
             row.wait_for(timeout=60_000)
             assert "batch" in row.inner_text()
@@ -176,9 +178,9 @@ def test_sql_and_pandas_over_the_published_hour_equal_brute_force(published_hour
     hour, label = published_hour["hour"], published_hour["label"]
     records = [
         r
-        for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic)
+        for r in truth.read_topic(settings.kafka_bootstrap, settings.events_topic, published_hour["sent_from_ms"])
         if hour <= (truth.event_time_of(r) or 0) < hour + HOUR_MS
-    ]
+    ]  # the fixture sent every event of this hour (no earlier test archived any)
     events = truth.dedupe_first([e for _, e in truth.classify(records).valid])
     expected = {
         (key, start): cell["events"]

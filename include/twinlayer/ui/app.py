@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
@@ -28,6 +28,9 @@ DASHBOARDS = {
     "Batch layer": "twinlayer-batch",
     "Business view": "twinlayer-business",
 }
+
+
+Days = Annotated[int, Query(ge=1, le=8, description="how many days of hours to show (the speed table keeps 8)")]
 
 
 class Done(BaseModel):
@@ -85,11 +88,11 @@ def create_app(
             return None
 
     @app.get("/api/overview", dependencies=reading)
-    def overview_data(days: int = 2) -> dict[str, Any]:
+    def overview_data(days: Days = 2) -> dict[str, Any]:
         return overview.overview(settings, days)
 
     @app.get("/lambda", dependencies=reading, response_class=HTMLResponse)
-    def lambda_page(request: Request, days: int = 2) -> str:
+    def lambda_page(request: Request, days: Days = 2) -> str:
         return page.lambda_page(overview.overview(settings, days), links(settings), paused(request), days)
 
     @app.get("/run", dependencies=reading, response_class=HTMLResponse)
@@ -97,6 +100,8 @@ def create_app(
         if dag_id != RECOMPUTE_DAG:
             return page.run_page(dag_id, None, None, None)
         run = airflow(request).run(dag_id, run_id)
+        if not run.get("data_interval_start"):
+            return page.run_page(dag_id, None, None, None)
         hour_ms = int(parse_time(run["data_interval_start"].replace("Z", "+00:00"), 0))
         rows = [r for r in overview.hour_rows(settings, days=8) if r.hour_ms == hour_ms]
         return page.run_page(dag_id, run, dataclasses.asdict(rows[0]) if rows else None, hour_label(hour_ms))

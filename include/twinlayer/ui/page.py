@@ -15,7 +15,8 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c;font-size:14px}
 h1{font-size:20px;margin:0 0 8px} h2{font-size:16px;margin:18px 0 6px}
 table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #e2e8f0;padding:4px 6px;text-align:left;
-vertical-align:top} th{background:#f7fafc;font-weight:600} .ok{color:#2f855a} .bad{color:#c53030}
+vertical-align:top;white-space:nowrap} th{background:#f7fafc;font-weight:600} td.drift{white-space:normal}
+.ok{color:#2f855a} .bad{color:#c53030}
 .muted{color:#718096} .facts span{margin-right:18px} .warn{background:#fffbea;border:1px solid #f6e05e;padding:6px}
 button{cursor:pointer;margin:1px} #message{min-height:20px;margin:8px 0;font-weight:600}
 #confirm{background:#ebf8ff;border:1px solid #90cdf4;padding:8px;margin:8px 0}
@@ -116,7 +117,7 @@ def hour_table(hours: list[dict[str, Any]], actions: bool = True) -> str:
             f'<tr data-hour="{escape(h["hour"])}"><td>{escape(h["hour"])}</td><td>{h["archived"]:,}</td>'
             f"<td>{escape(h['source'])}</td><td>{version}</td>"
             f"<td>{', '.join(str(v) for v in h['previous']) or '—'}</td><td>{_gates(h['gates'])}</td>"
-            f"<td>{_drift(h['drift'])}</td><td>{late}</td><td>{speed}</td>"
+            f'<td class="drift">{_drift(h["drift"])}</td><td>{late}</td><td>{speed}</td>'
             + (f"<td>{buttons}</td>" if actions else "")
             + "</tr>"
         )
@@ -158,7 +159,9 @@ def lambda_page(overview: dict[str, Any], links: dict[str, str], paused: bool | 
         f'<div id="confirm" role="alertdialog" hidden><span id="question"></span> '
         '<button id="confirm-yes">Confirm</button> <button id="confirm-no">Cancel</button></div>'
         f'<div id="message" role="status"></div>{backfill}'
-        f"<h2>Hours of the last {days} days</h2>{hour_table(overview['hours'])}"
+        f"<h2>Hours of the last {days} days</h2><p>Show the last "
+        + " · ".join(f'<a href="lambda?days={n}">{n} day{"s" if n > 1 else ""}</a>' for n in (1, 2, 7))
+        + f"</p>{hour_table(overview['hours'])}"
     )
     return _document("Lambda", body)
 
