@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.speed_checks import WORKLOAD, assert_nothing_lost_nothing_twice, produce_warmup, wait_until_caught_up
+from twinlayer.localstack.airflow_api import AirflowClient
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.ops.probes import check_hbase
 
@@ -61,10 +62,13 @@ def test_hbase_thrift_down_for_a_minute_while_events_flow(stack, settings, spark
         produce_warmup(settings, run)
         producer = Flow(settings, run.topic, OUTAGE_SECONDS + 30, seed=23)
         time.sleep(10)
+        airflow = AirflowClient.for_stack(settings)
         stack.stop("hbase-thrift")
         try:
             time.sleep(OUTAGE_SECONDS)
             assert run.process.poll() is None, run.log_tail()
+            lambda_page = airflow.session.get(f"{airflow.base}/twinlayer/api/overview", timeout=60)
+            assert lambda_page.status_code == 503 and "HBase does not answer" in lambda_page.json()["detail"]
         finally:
             stack.start("hbase-thrift")
         wait_for(lambda: check_hbase(settings), 120, "the Thrift gateway")

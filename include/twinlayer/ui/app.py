@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import requests
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
@@ -65,6 +66,7 @@ def create_app(
     from twinlayer.batch import publish as publishing
     from twinlayer.localstack.airflow_api import AirflowApiError, AirflowClient
     from twinlayer.ops import overview
+    from twinlayer.serving.api import HBASE_DOWN
     from twinlayer.storage import hbase as hbase_store
 
     app = FastAPI(title="twinlayer Lambda page", docs_url=None, redoc_url=None)
@@ -72,6 +74,16 @@ def create_app(
     @app.exception_handler(AirflowApiError)
     def airflow_refused(request: Request, exc: AirflowApiError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status if 400 <= exc.status < 500 else 502)
+
+    def hbase_down(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"HBase does not answer ({type(exc).__name__}): {exc}"}, status_code=503)
+
+    def airflow_down(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"Airflow's REST API does not answer: {exc}"}, status_code=502)
+
+    for unavailable in HBASE_DOWN:
+        app.add_exception_handler(unavailable, hbase_down)
+    app.add_exception_handler(requests.RequestException, airflow_down)  # an OSError too: the more specific wins
 
     reading, acting = [Depends(can_read)], [Depends(can_act)]
 
