@@ -8,7 +8,7 @@ them empty or failed (counted once that run has had an hour). For each such hour
 triggers a run of **twinlayer_recompute** for exactly that hour (its data interval), which gates, recomputes,
 publishes the new version (the old one stays for rollback) and measures it like any other run.
 
-The triggered run id is `late__<hour>__<archived records>` and names each mapped task in the grid: a second look
+The triggered run id is `late__<hour>__<archived records>` (each mapped task is named by its hour): a second look
 at an unchanged archive triggers nothing new (so it does not undo a rollback either).
 `twinlayer_batch_late_hours` (from **twinlayer_metric_export**) shows what is waiting.
 """
@@ -49,7 +49,7 @@ def twinlayer_late_recompute():
         task_id="recompute_late_hour",
         trigger_dag_id="twinlayer_recompute",
         skip_when_already_exists=True,
-        map_index_template="{{ task.trigger_run_id }}",
+        map_index_template="{{ task.trigger_run_id.split('__')[1] }}",  # the hour
     ).expand_kwargs(find_late_hours())
 
 

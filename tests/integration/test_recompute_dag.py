@@ -147,6 +147,8 @@ def test_late_events_of_a_published_hour_are_recomputed_by_the_late_data_dag(sta
     with client.unpaused(DAG_ID):
         finder = client.run_interval("twinlayer_late_recompute", now_ms - 60_000, now_ms, f"test_late_{now_ms}")
         assert finder["state"] == "success", finder["tasks"]
+        mapped = client._call("GET", f"/dags/twinlayer_late_recompute/dagRuns/test_late_{now_ms}/taskInstances")
+        assert label in {t["rendered_map_index"] for t in mapped["task_instances"] if t["map_index"] >= 0}
         rerun = client.wait(DAG_ID, f"late__{label}__{version + 200}", timeout=600)
     assert rerun["state"] == "success", rerun["tasks"]
     entry = Server(settings).publications()[label]

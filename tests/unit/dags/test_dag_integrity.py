@@ -83,7 +83,7 @@ def test_assets_have_producers_and_the_metric_export_follows_them(dagbag):
     assert dags["twinlayer_archive_quality"]["outlets"] == {"check_archive": ["twinlayer_raw_archive"]}
     assert dags["twinlayer_metric_export"]["timetable"] == "AssetOrTimeSchedule"
     assert dags["twinlayer_late_recompute"]["map_index_templates"] == {
-        "recompute_late_hour": "{{ task.trigger_run_id }}"
+        "recompute_late_hour": "{{ task.trigger_run_id.split('__')[1] }}"
     }
 
 
