@@ -5,6 +5,10 @@ python benchmarks/batch_and_serving.py batch [--rows 5000000]
     into a scratch state folder, then times `recompute_hour` — read, dedupe, every view, snapshot and the
     HBase write — and reports archived rows per second of that time.
 
+python benchmarks/batch_and_serving.py dag-run [--events 100000]
+    Sends an unused past hour N events through Kafka, waits until the stack's speed layer archived them, then runs
+    twinlayer_recompute for that hour in the stack's Airflow: wall time of the run and each task's duration.
+
 python benchmarks/batch_and_serving.py serving [--qps 50] [--seconds 30] [--ingest 5000]
     Sends events at --ingest events/s while querying the serving HTTP API at --qps for --seconds (open loop);
     reports the latency percentiles seen by the clients. Figures also go to state/bench/batch_serving.jsonl.
@@ -171,6 +175,44 @@ def serving(args) -> None:
     record("serving", figures)
 
 
+def dag_run(args) -> None:
+    """An unused past hour gets --events events through Kafka and the stack's speed layer (its archive), then one
+    run of twinlayer_recompute for that hour in the stack's Airflow: wall time from the trigger to the run's end,
+    and each task's own duration."""
+    from twinlayer.localstack.airflow_api import AirflowClient
+    from twinlayer.localstack.generator import Workload, produce
+    from twinlayer.model.hours import HOUR_MS, hour_label
+    from twinlayer.storage.archive import hour_counts
+
+    used = hour_counts(SETTINGS.archive_dir)
+    now_hour = int(time.time() * 1000) // HOUR_MS * HOUR_MS
+    hour = next(h for h in (now_hour - n * HOUR_MS for n in range(30, 160)) if hour_label(h) not in used)
+    label, ticks = hour_label(hour), iter(range(args.events))
+    produce(
+        SETTINGS.kafka_bootstrap,
+        SETTINGS.events_topic,
+        Workload(rate=0, count=args.events, seed=int(time.time())),
+        clock=lambda: hour + 1000 + next(ticks) * (HOUR_MS - 60_000) // args.events,
+    )
+    deadline = time.monotonic() + 300
+    while hour_counts(SETTINGS.archive_dir).get(label, 0) < args.events * 0.99:  # malformed events are not archived
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the stack's speed layer did not archive {label}'s events within 300 s")
+        time.sleep(2)
+    archived = hour_counts(SETTINGS.archive_dir)[label]
+    client = AirflowClient.for_stack(SETTINGS)
+    run_id = f"bench_{label}_{int(time.time())}"
+    result = client.run_interval("twinlayer_recompute", hour, hour + HOUR_MS, run_id)
+    if result["state"] != "success":
+        raise SystemExit(f"the run failed: {result['tasks']}")
+    tasks = client._call("GET", f"/dags/twinlayer_recompute/dagRuns/{run_id}/taskInstances")
+    durations = {t["task_id"]: round(t["duration"] or 0, 1) for t in tasks["task_instances"]}
+    record(
+        "recompute_dag_run",
+        {"hour": label, "archived_rows": archived, "seconds": round(result["seconds"], 1), "task_seconds": durations},
+    )
+
+
 def record(benchmark: str, figures: dict) -> None:
     """Print the figures and append them as a JSON line to state/bench/batch_serving.jsonl."""
     line = {"bench": benchmark, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
@@ -192,6 +234,9 @@ def main() -> None:
     s.add_argument("--seconds", type=float, default=30)
     s.add_argument("--ingest", type=float, default=5000)
     s.set_defaults(func=serving)
+    d = sub.add_parser("dag-run")
+    d.add_argument("--events", type=int, default=100_000)
+    d.set_defaults(func=dag_run)
     args = parser.parse_args()
     args.func(args)
 
