@@ -70,7 +70,8 @@ def snapshot_path(settings: Settings, hour_ms: int, version: int) -> Path:
 
 
 WRITE_CHUNK = 2000
-SKETCH_GROUPS_IN_MEMORY = 1_000_000  # Spark's default is 128
+# an hour's groups: 54k for the two views (keys x windows), whatever its events; a sketch is a few KB at most
+SKETCH_GROUPS_IN_MEMORY = 100_000
 
 
 def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View] = VIEWS) -> HourResult:
@@ -90,9 +91,11 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
         stages[stage] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
 
-    # An hour has tens of thousands of (view, key, window) groups. Past this many groups in a task, Spark stops
-    # aggregating the sketches in a hash map and sorts every row instead (2M events: 8.4-11.0 s -> 6.2-7.2 s)
-    spark.conf.set("spark.sql.objectHashAggregate.sortBased.fallbackThreshold", str(SKETCH_GROUPS_IN_MEMORY))
+    # An hour has tens of thousands of (view, key, window) groups. Past Spark's default of 128 groups in a task it
+    # stops aggregating the sketches in a hash map and sorts every row instead (2M events: 8.4-11.0 s -> 6.2-7.2 s)
+    threshold = "spark.sql.objectHashAggregate.sortBased.fallbackThreshold"
+    before = spark.conf.get(threshold)
+    spark.conf.set(threshold, str(SKETCH_GROUPS_IN_MEMORY))
     # one Spark job: read (the columns the views and the dedupe need), dedupe, aggregate; the view rows
     # (a few per key and window, whatever the events) are kept for the snapshot and the HBase write
     rows = aggregate(exact_events(raw), views, exact=True).cache()
@@ -103,6 +106,7 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
         lap("collect")
     finally:
         rows.unpersist()
+        spark.conf.set(threshold, before)
     event_count = counted_events(collected, views)
     if event_count is None:
         event_count = exact_events(raw).count()

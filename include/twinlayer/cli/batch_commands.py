@@ -10,23 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from twinlayer.cli.output import FAILED, JsonOption, console, emit_json, fail
 from twinlayer.model.config import load_settings
-from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label, hour_start, parse_time
+from twinlayer.model.hours import HOUR_MS, hour_label, hour_start, hours_between
 
 BACKFILLED_DAGS = ("twinlayer_recompute", "twinlayer_archive_quality")
-
-
-def hours_between(start: str, end: str, now_ms: int | None = None) -> tuple[int, int]:
-    """The first and the last whole UTC hour of [start, end] as typed (an hour label ``2026-11-24T05``, ISO-8601,
-    epoch ms or a duration back from now); the last must have ended."""
-    import time
-
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    first, last = floor_hour(parse_time(start, now_ms)), floor_hour(parse_time(end, now_ms))
-    if first > last:
-        raise ValueError(f"--from {start} is after --to {end}")
-    if last >= floor_hour(now_ms):
-        raise ValueError(f"--to {end}: the hour {hour_label(last)} has not ended yet; backfill whole hours only")
-    return first, last
 
 
 def register(app: typer.Typer) -> None:

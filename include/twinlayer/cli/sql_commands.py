@@ -21,9 +21,9 @@ ARCHIVE_TABLE = "archive"
 
 
 def named_tables(sql: str) -> list[str]:
-    """The views (and ``archive``) a query mentions as a word."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-    return [name for name in [view.name for view in VIEWS] + [ARCHIVE_TABLE] if name in words]
+    """The views (and ``archive``) a query mentions as a word, in any case (SQL's names are case-insensitive)."""
+    words = {word.lower() for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql)}
+    return [name for name in [view.name for view in VIEWS] + [ARCHIVE_TABLE] if name.lower() in words]
 
 
 def whole_numbers(frame):
@@ -53,7 +53,7 @@ def run_sql(settings: Settings, sql: str, from_ms: int, to_ms: int):
                 files = [str(path) for path in committed_paths(settings.archive_dir)]
                 if not files:
                     raise ValueError("the archive holds no committed file yet")
-                database.read_parquet(files, hive_partitioning=True).create_view(ARCHIVE_TABLE)
+                database.read_parquet(files, hive_partitioning=True, union_by_name=True).create_view(ARCHIVE_TABLE)
                 continue
             server = server or Server(settings, None)
             database.register(name, windows_frame(server, catalog[name], from_ms, to_ms))

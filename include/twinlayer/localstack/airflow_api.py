@@ -60,7 +60,7 @@ class AirflowClient:
             raise AirflowApiError(
                 f"Airflow API {method} {path}: HTTP {response.status_code} {response.text[:500]}", response.status_code
             )
-        return response.json()
+        return response.json() if response.content else {}  # a DELETE answers 204, no body
 
     @contextlib.contextmanager
     def unpaused(self, dag_id: str):
@@ -90,6 +90,9 @@ class AirflowClient:
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def create_backfill(self, dag_id: str, from_ms: int, to_ms: int, reprocess: bool = False) -> dict:
         """Create Airflow's backfill of ``dag_id`` for logical dates in [from_ms, to_ms] and return it, unwaited."""
@@ -223,8 +226,7 @@ class AirflowClient:
         return {"state": response.json()["state"], "tasks": tasks, "seconds": time.monotonic() - started}
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        tasks = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {t["task_id"]: t["state"] for t in tasks}
+        return {t["task_id"]: t["state"] for t in self.task_instances(dag_id, run_id)}
 
     def run_interval(
         self,

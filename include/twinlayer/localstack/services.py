@@ -209,19 +209,22 @@ def thrift_command(settings: Settings, layout: JvmLayout) -> list[str]:
 
 
 AIRFLOW_USER = "admin"
+AIRFLOW_USERS = {AIRFLOW_USER: "admin", "viewer": "viewer"}  # simple auth manager: user -> role
 
 
 def airflow_passwords_file(settings: Settings) -> Path:
-    """The simple auth manager's password of the Airflow admin, generated once (mode 0600)."""
-    return owner_only(
-        settings.state_dir / "airflow" / "passwords.json",
-        lambda: json.dumps({AIRFLOW_USER: secrets.token_urlsafe(18)}) + "\n",
-    )
+    """The simple auth manager's passwords of the Airflow users, each generated once (mode 0600)."""
+    path = owner_only(settings.state_dir / "airflow" / "passwords.json", lambda: "{}\n")
+    passwords = json.loads(path.read_text())
+    if missing := [user for user in AIRFLOW_USERS if user not in passwords]:
+        path.write_text(json.dumps({**passwords, **{user: secrets.token_urlsafe(18) for user in missing}}) + "\n")
+    return path
 
 
-def airflow_login(settings: Settings) -> tuple[str, str]:
-    """(user, password) of the embedded stack's Airflow: the UI asks for them, the project's client logs in."""
-    return AIRFLOW_USER, json.loads(airflow_passwords_file(settings).read_text())[AIRFLOW_USER]
+def airflow_login(settings: Settings, user: str = AIRFLOW_USER) -> tuple[str, str]:
+    """(user, password) of the embedded stack's Airflow: the UI asks for them, the project's client logs in (as
+    the admin unless ``user`` says otherwise: ``viewer`` may read, not act)."""
+    return user, json.loads(airflow_passwords_file(settings).read_text())[user]
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -237,7 +240,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in AIRFLOW_USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_passwords_file(settings)),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.sqlalchemy_url(settings),

@@ -8,6 +8,7 @@ URL are epoch ms, ISO-8601 or a duration back from now (30s, 15m, 2h, 7d).
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 HOUR_MS = 3_600_000
 HOUR_LABEL_FORMAT = "%Y-%m-%dT%H"
@@ -53,3 +54,15 @@ def parse_time(text: str, now_ms: int) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def hours_between(start: str, end: str, now_ms: int | None = None) -> tuple[int, int]:
+    """The first and the last whole UTC hour of [start, end] as typed (an hour label ``2026-11-24T05``, ISO-8601,
+    epoch ms or a duration back from now); the last must have ended."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    first, last = floor_hour(parse_time(start, now_ms)), floor_hour(parse_time(end, now_ms))
+    if first > last:
+        raise ValueError(f"the start {start} is after the end {end}")
+    if last >= floor_hour(now_ms):
+        raise ValueError(f"the end {end}: the hour {hour_label(last)} has not ended yet; backfill whole hours only")
+    return first, last

@@ -1,10 +1,11 @@
 """What the Lambda page shows: per hour of the last days, both layers side by side.
 
 For each hour: the records the archive holds, the batch version serving it and the ones kept for rollback, the
-gates and the drift of its last run, the records waiting for a late recompute, and whether the speed layer still
-holds its cells (one short scan of one key the batch version holds); then the time boundary and the speed layer's
-lag and freshness as Prometheus records them. Reads the archive's commit records, HBase and Prometheus; no Spark,
-no Airflow, so the page, the CLI and a test read the same facts.
+latest result of each gate that ran on it (raw, view, archive), the drift measured at its latest recompute that
+found speed cells (and of which version), the records waiting for a late recompute, and whether the speed layer
+still holds its cells (one short scan of one key the batch version holds); then the time boundary and the speed
+layer's lag and freshness as Prometheus records them. Reads the archive's commit records, HBase and Prometheus; no
+Spark, no Airflow, so the page and the tests read the same facts.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class HourRow:
     late_records: int = 0
     gates: dict[str, dict] = dataclasses.field(default_factory=dict)
     drift: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    drift_version: int | None = None  # the version the drift was measured on
     speed_cells: bool | None = None  # None: not probed (an unpublished hour is served by the speed layer)
 
 
@@ -66,18 +68,24 @@ def _speed_holds_cells(settings: Settings, pool, hour_ms: int, version: int) -> 
 
 
 def hour_rows(
-    settings: Settings, days: int = 2, now_ms: int | None = None, pool=None, publications: dict | None = None
+    settings: Settings,
+    days: int = 2,
+    now_ms: int | None = None,
+    pool=None,
+    publications: dict | None = None,
+    hours: list[int] | None = None,
 ) -> list[HourRow]:
-    """The last ``days`` days' hours that the archive or the batch layer knows, newest first."""
+    """The last ``days`` days' hours (or just ``hours``) that the archive or the batch layer knows, newest first."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     pool = pool or hbase_store.pool_for(settings, size=1)
     since = floor_hour(now_ms) - days * 24 * HOUR_MS
     counts = archive.hour_counts(settings.archive_dir)
     publications = published(pool, settings) if publications is None else publications
     late = {item["hour"]: item for item in late_hours(settings, now_ms, counts, publications)}
-    hours = {hour_start(label) for label in counts} | set(publications)
+    known = {hour_start(label) for label in counts} | set(publications)
+    chosen = known & set(hours) if hours is not None else {h for h in known if h >= since}
     rows = []
-    for hour_ms in sorted((h for h in hours if h >= since), reverse=True):
+    for hour_ms in sorted(chosen, reverse=True):
         label = hour_label(hour_ms)
         entry = publications.get(hour_ms)
         facts = hour_facts(settings, hour_ms)
@@ -90,6 +98,7 @@ def hour_rows(
             row.late_records = late[label]["archived"] - late[label]["published"]
         row.gates = {name.removeprefix("gate_"): fact for name, fact in facts.items() if name.startswith("gate_")}
         if "drift" in facts:
+            row.drift_version = facts["drift"]["version"]
             row.drift = {
                 view: {measure: report["ratio"] for measure, report in measures.items()}
                 for view, measures in facts["drift"]["views"].items()
@@ -115,8 +124,8 @@ def speed_status(settings: Settings, timeout: float = 2.0) -> dict[str, float | 
     return status
 
 
-def overview(settings: Settings, days: int = 2, now_ms: int | None = None) -> dict[str, Any]:
-    pool = hbase_store.pool_for(settings, size=1)
+def overview(settings: Settings, days: int = 2, now_ms: int | None = None, pool=None) -> dict[str, Any]:
+    pool = pool or hbase_store.pool_for(settings, size=1)
     publications = published(pool, settings)
     rows = hour_rows(settings, days, now_ms, pool, publications)
     return {

@@ -1,8 +1,8 @@
 """The Lambda page's HTML: the overview of both layers as one table of hours, with the page's actions.
 
-Rendered on the server from ``ops.overview`` (no front-end build); every value is escaped. Each action (recompute,
-roll back, backfill) asks for confirmation on the page itself (Airflow's frame allows no browser dialogs), then
-posts JSON to the plugin's API, which checks the Airflow user's rights; the page shows the answer.
+Rendered on the server from ``ops.overview`` (no front-end build); every value from the stores is escaped. Each
+action (recompute, roll back, backfill) asks for confirmation on the page itself (Airflow's frame allows no browser
+dialogs), then posts JSON to the plugin's API, which checks the Airflow user's rights; the page shows the answer.
 """
 
 from __future__ import annotations
@@ -10,6 +10,25 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from typing import Any
+
+from twinlayer.model.config import Settings
+
+DASHBOARDS = {
+    "Lambda overview": "twinlayer-overview",
+    "Speed layer": "twinlayer-speed",
+    "Batch layer": "twinlayer-batch",
+    "Business view": "twinlayer-business",
+}
+
+
+def links(settings: Settings) -> dict[str, str]:
+    """The Grafana dashboards of both layers (``grafana_url``) and the serving API's docs."""
+    grafana = settings.grafana_url.rstrip("/")
+    return {
+        **{name: f"{grafana}/d/{uid}" for name, uid in DASHBOARDS.items()},
+        "Serving API docs": f"{settings.url('serving_port')}/docs",
+    }
+
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c;font-size:14px}
@@ -84,13 +103,14 @@ def _gates(gates: dict[str, dict]) -> str:
     return " ".join(cells) or '<span class="muted">—</span>'
 
 
-def _drift(drift: dict[str, dict[str, float]]) -> str:
+def _drift(drift: dict[str, dict[str, float]], version: int | None) -> str:
     parts = [
         f"{escape(view)}.{escape(measure)} {ratio:.2%}"
         for view, measures in sorted(drift.items())
         for measure, ratio in sorted(measures.items())
     ]
-    return "<br>".join(parts) or '<span class="muted">—</span>'
+    measured = f'<br><span class="muted">of version {escape(str(version))}</span>' if parts and version else ""
+    return "<br>".join(parts) + measured or '<span class="muted">—</span>'
 
 
 def hour_table(hours: list[dict[str, Any]], actions: bool = True) -> str:
@@ -103,21 +123,22 @@ def hour_table(hours: list[dict[str, Any]], actions: bool = True) -> str:
     rows = []
     for h in hours:
         speed = {True: "held", False: "none", None: '<span class="muted">—</span>'}[h["speed_cells"]]
-        late = f'<span class="bad">{h["late_records"]:,}</span>' if h["late_records"] else "0"
-        version = "—" if h["version"] is None else f"{h['version']}"
+        late = f'<span class="bad">{int(h["late_records"]):,}</span>' if h["late_records"] else "0"
+        version = "—" if h["version"] is None else escape(str(h["version"]))
         if h["rolled_back_from"]:
-            version += f' <span class="muted">(rolled back from {h["rolled_back_from"]})</span>'
+            version += f' <span class="muted">(rolled back from {escape(str(h["rolled_back_from"]))})</span>'
+        previous = [escape(str(v)) for v in h["previous"]]
         buttons = f'<button data-action="recompute" data-hour="{escape(h["hour"])}">Recompute</button>'
-        if h["previous"]:
+        if previous:
             buttons += (
                 f'<button data-action="rollback" data-hour="{escape(h["hour"])}" '
-                f'data-previous="{h["previous"][0]}">Roll back</button>'
+                f'data-previous="{previous[0]}">Roll back</button>'
             )
         rows.append(
-            f'<tr data-hour="{escape(h["hour"])}"><td>{escape(h["hour"])}</td><td>{h["archived"]:,}</td>'
+            f'<tr data-hour="{escape(h["hour"])}"><td>{escape(h["hour"])}</td><td>{int(h["archived"]):,}</td>'
             f"<td>{escape(h['source'])}</td><td>{version}</td>"
-            f"<td>{', '.join(str(v) for v in h['previous']) or '—'}</td><td>{_gates(h['gates'])}</td>"
-            f'<td class="drift">{_drift(h["drift"])}</td><td>{late}</td><td>{speed}</td>'
+            f"<td>{', '.join(previous) or '—'}</td><td>{_gates(h['gates'])}</td>"
+            f'<td class="drift">{_drift(h["drift"], h["drift_version"])}</td><td>{late}</td><td>{speed}</td>'
             + (f"<td>{buttons}</td>" if actions else "")
             + "</tr>"
         )

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from twinlayer.cli import main
-from twinlayer.cli.batch_commands import hours_between
-from twinlayer.model.hours import HOUR_MS, hour_label
+from twinlayer.model.hours import HOUR_MS, hour_label, hours_between
 from twinlayer.model.views import by_name, check_key
 
 

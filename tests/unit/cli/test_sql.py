@@ -12,6 +12,10 @@ def test_only_the_tables_a_query_names_are_read():
         "archive",
     ]
     assert named_tables("SELECT 'campaign_views_10sx', archives FROM x") == []
+    assert named_tables("SELECT * FROM Campaign_Views_10s JOIN ARCHIVE USING (key)") == [
+        "campaign_views_10s",
+        "archive",
+    ]
 
 
 def test_sums_of_integers_come_back_as_integers_and_fractions_stay():

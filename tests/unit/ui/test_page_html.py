@@ -7,7 +7,7 @@ from twinlayer.batch.runs import hour_facts, record_hour_fact
 from twinlayer.model.config import Settings
 from twinlayer.ops.overview import HourRow
 from twinlayer.ui import page
-from twinlayer.ui.app import links
+from twinlayer.ui.page import links
 
 HOUR = 1_796_562_000_000  # 2026-12-06T13
 
@@ -35,6 +35,7 @@ def test_each_hour_shows_both_layers_and_its_actions():
                 row(
                     gates={"raw": {"success": True, "failures": []}, "version": {"success": False, "failures": ["x"]}},
                     drift={"campaign_views_10s": {"views": 0.0125}},
+                    drift_version=2990,
                     speed_cells=True,
                     late_records=7,
                 ),
@@ -48,6 +49,7 @@ def test_each_hour_shows_both_layers_and_its_actions():
     published = table_row(html, "2026-12-06T13")
     for shown in ("3,000", "batch", "3000", "2990", "raw", "✓", "✗", "campaign_views_10s.views 1.25%", "held"):
         assert shown in published, shown
+    assert "of version 2990" in published  # the drift's own version
     assert 'data-action="rollback"' in published and 'data-previous="2990"' in published
     unpublished = table_row(html, "2026-12-06T14")
     assert "speed" in unpublished and 'data-action="recompute"' in unpublished
