@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
-from twinlayer.model.config import CONNECTIONS, Settings, load_settings, with_endpoints
+from twinlayer.model.config import Settings, load_settings, with_connections
 from twinlayer.ui.page import links
 
 PREFIX = "/twinlayer"
@@ -23,18 +23,11 @@ SETTINGS = load_settings()
 
 
 def current_settings() -> Settings:
-    """The settings with the endpoints of the twinlayer connections that exist (as ``dags/common/connections``)."""
+    """The settings with the endpoints of the twinlayer connections that exist (as the DAGs' tasks read them)."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
-    endpoints = {}
-    for conn_id in CONNECTIONS:
-        try:
-            connection = Connection.get_connection_from_secrets(conn_id)
-        except AirflowNotFoundException:
-            continue
-        endpoints[conn_id] = (connection.host, connection.port)
-    return with_endpoints(SETTINGS, endpoints)
+    return with_connections(SETTINGS, Connection.get_connection_from_secrets, AirflowNotFoundException)
 
 
 class LambdaApp:

@@ -8,19 +8,12 @@ import functools
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from twinlayer.model.config import CONNECTIONS, Settings, load_settings, with_endpoints
+from twinlayer.model.config import CONNECTIONS, Settings, load_settings, with_connections
 
 
 def task_settings() -> Settings:
     """The settings a task runs with: each connection that exists overrides its endpoint."""
-    endpoints = {}
-    for conn_id in CONNECTIONS:
-        try:
-            connection = BaseHook.get_connection(conn_id)
-        except AirflowNotFoundException:
-            continue
-        endpoints[conn_id] = (connection.host, connection.port)
-    return with_endpoints(load_settings(), endpoints)
+    return with_connections(load_settings(), BaseHook.get_connection, AirflowNotFoundException)
 
 
 ENDPOINT_VARIABLES = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,19 @@ def with_endpoints(settings: Settings, endpoints: Mapping[str, tuple[str | None,
         if port:
             changes[port_field] = int(port)
     return dataclasses.replace(settings, **changes)
+
+
+def with_connections(settings: Settings, get: Callable[[str], Any], missing: type[Exception]) -> Settings:
+    """``settings`` with the host and port of each twinlayer connection ``get`` returns (``missing``: not defined),
+    however the caller reads Airflow's connections (a task through the task SDK, the API server from its database)."""
+    endpoints = {}
+    for conn_id in CONNECTIONS:
+        try:
+            connection = get(conn_id)
+        except missing:
+            continue
+        endpoints[conn_id] = (connection.host, connection.port)
+    return with_endpoints(settings, endpoints)
 
 
 def connection_specs(settings: Settings) -> list[dict[str, Any]]:
