@@ -1,7 +1,7 @@
 """Speed layer entry point: `python spark_jobs/speed_layer.py` on the embedded stack, or `spark-submit` it.
 
-Thin on purpose: options in, `twinlayer.speed.start_speed_layer`, metrics served, then wait. Under spark-submit
-the session keeps the master and jars the submitter gave it.
+Thin on purpose: options in, `twinlayer.speed.layer.start_speed_layer`, metrics served, then wait (and tick). Under
+spark-submit the session keeps the master and jars the submitter gave it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from twinlayer.model.config import load_settings
 from twinlayer.runtime.spark import build_session
 from twinlayer.speed import NEEDS_OPERATOR
 from twinlayer.speed.checkpoints import CheckpointMissing, incompatible_state
+from twinlayer.speed.layer import start_speed_layer
 from twinlayer.speed.metrics import ProgressListener, SpeedMetrics, serve
-from twinlayer.speed.stream import QUERIES, SESSION_CONF, SpeedOptions, start_speed_layer
+from twinlayer.speed.stream import QUERIES, SESSION_CONF, SpeedOptions
 from twinlayer.storage import hbase as hbase_store
 from twinlayer.storage.kafka import ensure_topics
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     spark.streams.addListener(ProgressListener(metrics))
     serve(metrics, settings.host, args.metrics_port or settings.speed_metrics_port)
     try:
-        queries = start_speed_layer(spark, settings, options, metrics)
+        layer = start_speed_layer(spark, settings, options, metrics)
     except CheckpointMissing as exc:
         log.error("%s", exc)
         return NEEDS_OPERATOR
@@ -110,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("speed layer running: queries %s, archive %s", ", ".join(QUERIES), options.archive_dir)
     try:
         while not stopping:
-            for query in queries:
+            layer.tick()
+            for query in layer.queries:
                 if not query.isActive:
                     error = query.exception()
-                    advice = query.name == "views" and incompatible_state(error, options.checkpoint_dir / query.name)
+                    advice = query.name == "views" and incompatible_state(error, layer.views_checkpoint)
                     if advice:
                         log.error("%s", advice)
                         return NEEDS_OPERATOR
@@ -121,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
             time.sleep(1)
     finally:
-        for query in queries:
-            query.stop()
+        layer.stop()
         spark.stop()
     return 0
 

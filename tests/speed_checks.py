@@ -7,7 +7,7 @@ import happybase
 
 from tests import truth
 from twinlayer.localstack.generator import Workload, produce
-from twinlayer.model.views import by_name
+from twinlayer.model.views import VIEWS, by_stored_name
 from twinlayer.storage.archive import read as read_archive
 from twinlayer.storage.hbase import decode_row, parse_row_key, sketch_estimate
 
@@ -40,14 +40,17 @@ def wait_until_drained(run, total):
     )
 
 
-def speed_cells(settings, table):
+def speed_cells(settings, table, views=VIEWS):
     conn = happybase.Connection(settings.host, settings.thrift_port, timeout=60000)
     try:
-        views = by_name()
+        catalog = by_stored_name(views)
         cells, versions = {}, {}
         for row, data in conn.table(table).scan():
-            view_name, key, start = parse_row_key(row)
-            cells[(view_name, key, start)] = decode_row(views[view_name], row, data).measures
+            stored, key, start = parse_row_key(row)
+            if stored not in catalog:  # another definition's cells
+                continue
+            view = catalog[stored]
+            cells[(view.name, key, start)] = decode_row(view, row, data).measures
             for column in data:
                 versions[(row, column)] = len(conn.table(table).cells(row, column, versions=10))
         return cells, versions
@@ -63,19 +66,20 @@ def expected_speed_cells(records):
     return classified, truth.view_cells(truth.dedupe_first(on_time))
 
 
-def assert_cells_match(stored, expected):
+def assert_cells_match(stored, expected, views=VIEWS):
+    """Every cell and no other; counts, sums, min and max equal, distinct counts within the sketch's error."""
     assert stored.keys() == expected.keys(), (
         f"missing {sorted(expected.keys() - stored.keys())[:5]}, "
         f"unexpected {sorted(stored.keys() - expected.keys())[:5]}"
     )
+    distinct = {view.name: {m.name for m in view.measures if m.kind == "distinct"} for view in views}
     for cell, want in expected.items():
-        got = dict(stored[cell])
-        users = got.pop("users", None)
-        wanted = dict(want)
-        want_users = wanted.pop("users", None)
+        got, wanted = dict(stored[cell]), dict(want)
+        for name in distinct[cell[0]]:
+            sketch, want_users = got.pop(name, None), wanted.pop(name, None)
+            if want_users is not None:
+                assert abs(sketch_estimate(sketch) - want_users) <= max(1.0, 0.03 * want_users), (cell, name)
         assert got == wanted, cell
-        if want_users is not None:
-            assert abs(sketch_estimate(users) - want_users) <= max(1.0, 0.03 * want_users), cell
 
 
 def assert_archive_exact(spark, run, classified):
@@ -108,28 +112,18 @@ def assert_nothing_lost_nothing_twice(settings, spark, run):
     return classified
 
 
-def committed_offsets(query_checkpoint, topic: str) -> dict[int, int]:
-    """Partition → the offset after the records of the last micro-batch the query committed."""
-    from twinlayer.speed.checkpoints import last_spark_commit
-
-    last = last_spark_commit(query_checkpoint)
-    if last is None:
-        return {}
-    planned = json.loads((query_checkpoint / "offsets" / str(last)).read_text().splitlines()[2])
-    return {int(partition): offset for partition, offset in planned[topic].items()}
-
-
-def wait_until_caught_up(settings, run, timeout: float = 240) -> None:
+def wait_until_caught_up(settings, run, timeout: float = 240, views=VIEWS) -> None:
     """Both queries committed every record the topic holds: the views query's checkpoint and the archive's commit
     records reach Kafka's end offsets (the producer is done)."""
+    from twinlayer.speed.rebuild import committed_offsets, views_checkpoint
     from twinlayer.storage.archive import ingest_position
     from twinlayer.storage.kafka import end_offsets
 
     end = end_offsets(settings.kafka_bootstrap, run.topic)
 
     def done(_metrics) -> bool:
-        views = committed_offsets(run.checkpoint_dir / "views", run.topic)
+        viewed = committed_offsets(views_checkpoint(run.checkpoint_dir, views), run.topic)
         archived = ingest_position(run.archive_dir).read_to
-        return all(views.get(p, 0) >= offset and archived.get(p, 0) >= offset for p, offset in end.items())
+        return all(viewed.get(p, 0) >= offset and archived.get(p, 0) >= offset for p, offset in end.items())
 
     run.wait_until(done, timeout, "both queries to commit every record of the topic")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import defaultdict
 
 from kafka import KafkaConsumer, TopicPartition
@@ -108,10 +109,12 @@ def view_cells(events: list[dict], views: tuple[View, ...] = VIEWS) -> dict[tupl
     accumulators: dict[tuple[str, str, int], dict] = defaultdict(dict)
     for event in events:
         for view in views:
-            if view.filter == "event_type = 'view'" and event["event_type"] != "view":
-                continue
-            if view.filter not in (None, "event_type = 'view'"):
-                raise NotImplementedError(f"truth does not know the filter {view.filter!r}")
+            if view.filter is not None:
+                match = re.fullmatch(r"event_type = '(\w+)'", view.filter)
+                if match is None:
+                    raise NotImplementedError(f"truth does not know the filter {view.filter!r}")
+                if event["event_type"] != match.group(1):
+                    continue
             key = "|".join(str(event[d]) for d in view.dimensions)
             start = event["event_time"] - event["event_time"] % view.window_ms
             acc = accumulators[(view.name, key, start)]

@@ -29,7 +29,7 @@ def test_a_failing_gate_in_a_real_dag_run_publishes_nothing_and_serving_is_uncha
 
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
-    keys = sorted({hbase_store.parse_row_key(m.row)[1] for m in mutations if f"|{view.name}|".encode() in m.row})
+    keys = sorted({hbase_store.parse_row_key(m.row)[1] for m in mutations if f"|{view.stored_name}|".encode() in m.row})
     before = {key: server.query(view, key, hour, hour + HOUR_MS).as_dict() for key in keys}
     publications = server.publications()
 

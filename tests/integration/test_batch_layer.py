@@ -247,7 +247,7 @@ def test_failed_gate_publishes_nothing_and_serving_is_unchanged(lambda_run, publ
 
     server = Server(settings)
     view = by_name()["campaign_views_10s"]
-    key = parse_row_key(next(m.row for m in mutations if f"|{view.name}|".encode() in m.row))[1]
+    key = parse_row_key(next(m.row for m in mutations if f"|{view.stored_name}|".encode() in m.row))[1]
     before = server.query(view, key, bad_hour, bad_hour + HOUR_MS).as_dict()
     pointers = server.publications()
     with pytest.raises(QualityGateFailed) as failure:
@@ -339,7 +339,7 @@ def test_speed_cells_of_a_published_hour_stay_rewritable_and_expire_by_ttl(lambd
     assert before, "the speed layer's cells of a published hour are still there"
     window = before[0].window_start_ms
     rewrite = hbase_store.Mutation(
-        hbase_store.row_key(view.name, key, window), {b"m:views": hbase_store.encode_value(987654)}, window
+        hbase_store.row_key(view.stored_name, key, window), {b"m:views": hbase_store.encode_value(987654)}, window
     )
     hbase_store.ViewWriter(pool, settings.speed_table).write([rewrite])
     after = hbase_store.read_view(pool, settings.speed_table, view, key, window, window + 1)

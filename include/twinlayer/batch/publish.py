@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 
 from twinlayer.batch.report import push_boundary
-from twinlayer.batch.runs import NotGated, gate_passed, read_run_record
+from twinlayer.batch.runs import NotGated, gate_passed, read_run_record, run_record_path
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
+from twinlayer.model.views import VIEWS, View, fingerprints
 from twinlayer.runtime import faults
 from twinlayer.storage import hbase as hbase_store
 
@@ -31,7 +32,8 @@ HISTORY_KEPT = 4
 
 
 def published(pool, settings: Settings) -> dict[int, dict]:
-    """Hour start → {"version", "previous", "published_ms"} for every published hour."""
+    """Hour start → {"version", "views", "previous", "previous_views", "published_ms"} for every published hour
+    (``views``: view name → fingerprint of the definition the version was computed with)."""
     return {
         hour_start(label): json.loads(entry)
         for label, entry in hbase_store.read_publications(pool, settings.batch_table).items()
@@ -65,15 +67,18 @@ def _change_pointer(pool, settings: Settings, hour_ms: int, decide: Callable[[di
     raise RuntimeError(f"{label}: the pointer kept changing under {SWAP_ATTEMPTS} attempts to move it")
 
 
-def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
-    """Point the hour at ``version`` atomically; the previous versions stay for rollback. A lower version than the
-    one published is older data (a slower run of the same hour) and never replaces it, whatever the order in
-    which two runs get here."""
+def publish(pool, settings: Settings, hour_ms: int, version: int, views: dict[str, str] | None = None) -> dict:
+    """Point the hour at ``version`` computed with the definitions ``views`` (name → fingerprint; by default the
+    running code's) atomically; the
+    previous versions stay for rollback. A lower version than the one published is older data (a slower run of the
+    same hour) and never replaces it, whatever the order in which two runs get here; the same version computed with
+    other definitions (a backfill after a view changed) does."""
     if version <= 0:
         raise ValueError(f"nothing to publish for {hour_label(hour_ms)}: version {version}")
+    views = fingerprints(VIEWS) if views is None else views
 
     def decide(current: dict | None) -> dict:
-        if current and current["version"] == version:
+        if current and current["version"] == version and current.get("views") == views:
             return current
         if current and current["version"] > version and "rolled_back_from" not in current:
             log.warning(
@@ -84,7 +89,14 @@ def publish(pool, settings: Settings, hour_ms: int, version: int) -> dict:
             )
             return current
         history = ([current["version"], *current["previous"]] if current else [])[:HISTORY_KEPT]
-        return {"version": version, "previous": history, "published_ms": int(time.time() * 1000)}
+        history_views = ([current.get("views"), *previous_views(current)] if current else [])[:HISTORY_KEPT]
+        return {
+            "version": version,
+            "views": views,
+            "previous": history,
+            "previous_views": history_views,
+            "published_ms": int(time.time() * 1000),
+        }
 
     return _change_pointer(pool, settings, hour_ms, decide)
 
@@ -95,9 +107,12 @@ def rollback(pool, settings: Settings, hour_ms: int) -> dict:
     def decide(current: dict | None) -> dict:
         if not current or not current["previous"]:
             raise ValueError(f"{hour_label(hour_ms)} has no earlier published version to roll back to")
+        earlier = previous_views(current)
         return {
             "version": current["previous"][0],
+            "views": earlier[0],
             "previous": current["previous"][1:],
+            "previous_views": earlier[1:],
             "published_ms": int(time.time() * 1000),
             "rolled_back_from": current["version"],
         }
@@ -105,16 +120,29 @@ def rollback(pool, settings: Settings, hour_ms: int) -> dict:
     return _change_pointer(pool, settings, hour_ms, decide)
 
 
+def previous_views(entry: dict) -> list[dict[str, str] | None]:
+    """The definitions of each of the entry's previous versions (None where an entry did not record them)."""
+    recorded = entry.get("previous_views", [])
+    return [*recorded, *[None] * (len(entry["previous"]) - len(recorded))][: len(entry["previous"])]
+
+
+def definition_matches(entry: dict, view: View) -> bool:
+    """Whether the hour's published version was computed with ``view``'s current definition."""
+    return (entry.get("views") or {}).get(view.name) == view.fingerprint
+
+
 def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -> dict:
     """Publish ``version`` (by default the run record's), which the view gate must have passed."""
-    version = read_run_record(settings, hour_ms)["version"] if version is None else version
+    has_record = version is None or run_record_path(settings, hour_ms).exists()
+    record = read_run_record(settings, hour_ms) if has_record else {}  # its definitions: the hour's last run's
+    version = record["version"] if version is None else version
     if not gate_passed(settings, hour_ms, version):
         raise NotGated(
             f"{hour_label(hour_ms)}: version {version} has not passed the view gate; run the hour's recompute "
             "(validate_version passes a version before it may be published)"
         )
     pool = hbase_store.pool_for(settings, size=1)
-    entry = publish(pool, settings, hour_ms, version)
+    entry = publish(pool, settings, hour_ms, version, record.get("views"))
     faults.point(faults.PUBLISH_SWAPPED)
     push_boundary(settings, boundary(published(pool, settings)))
     return entry

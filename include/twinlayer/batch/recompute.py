@@ -6,9 +6,11 @@ counts beside the sketches.
 
 Versions. The version of an hour is the number of archived records of that hour. The archive only grows, so a
 version number only grows as late events land; and the same archive gives the same version, so a rerun or a
-backfill of an hour rewrites byte-identical cells (same row, column, timestamp and value). Batch cells carry the
-version as their HBase timestamp and the family keeps every version, so a published version and its rollback
-history survive any number of unpublished versions written after them (a failed gate, a run that died mid-write)
+backfill of an hour rewrites byte-identical cells (same row, column, timestamp and value). A changed definition of a
+view writes rows of its own (``View.stored_name``), so a version number names one set of cells per definition; the run
+record and the publication say which definitions (``fingerprints``) a version was computed with. Batch cells carry the
+version as their HBase timestamp and the family keeps every version, so a published version and its rollback history
+survive any number of unpublished versions written after them (a failed gate, a run that died mid-write)
 and any compaction. ``batch.publish`` makes a version visible.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from twinlayer.batch import dedupe
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
-from twinlayer.model.views import VIEWS, View, event_count, slot_name
+from twinlayer.model.views import VIEWS, View, event_count, fingerprints, slot_name
 from twinlayer.runtime import faults
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
@@ -42,6 +44,7 @@ class HourResult:
     view_rows: int
     seconds: float
     stages: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds of each stage of the job
+    views: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> fingerprint of the definitions used
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,7 +85,7 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
     started = time.perf_counter()
     raw, version = hour_events(spark, settings, hour_ms)
     if raw is None or version == 0:
-        return HourResult(hour_label(hour_ms), 0, 0, 0, time.perf_counter() - started)
+        return HourResult(hour_label(hour_ms), 0, 0, 0, time.perf_counter() - started, views=fingerprints(views))
     stages: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -118,7 +121,15 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
         writer.write(mutations[first : first + WRITE_CHUNK])
         faults.point(faults.BATCH_WRITING)
     lap("hbase_write")
-    return HourResult(hour_label(hour_ms), version, event_count, len(collected), time.perf_counter() - started, stages)
+    return HourResult(
+        hour_label(hour_ms),
+        version,
+        event_count,
+        len(collected),
+        time.perf_counter() - started,
+        stages,
+        fingerprints(views),
+    )
 
 
 def counted_events(rows, views: Sequence[View]) -> int | None:

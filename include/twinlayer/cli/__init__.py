@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from twinlayer.cli import batch_commands, event_commands, sql_commands, stack_commands, view_commands
+from twinlayer.cli import batch_commands, event_commands, speed_commands, sql_commands, stack_commands, view_commands
 from twinlayer.cli.output import FAILED, SERVICE_DOWN, USAGE, say_error
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_commands.stack_app, name="stack")
 app.add_typer(event_commands.dlq_app, name="dlq")
+app.add_typer(speed_commands.speed_app, name="speed")
 for module in (stack_commands, view_commands, sql_commands, event_commands, batch_commands):
     module.register(app)
 

@@ -114,8 +114,8 @@ def register(app: typer.Typer) -> None:
         from_ms, to_ms = time_range(start, end)
         settings = load_settings()
         pool = hbase_store.pool_for(settings, size=1)
-        speed = hbase_store.view_keys(pool, settings.speed_table, chosen.name, from_ms, to_ms)
-        batch = hbase_store.view_keys(pool, settings.batch_table, chosen.name, from_ms, to_ms)
+        speed = hbase_store.view_keys(pool, settings.speed_table, chosen.stored_name, from_ms, to_ms)
+        batch = hbase_store.view_keys(pool, settings.batch_table, chosen.stored_name, from_ms, to_ms)
         found = [
             {"key": k, "speed_windows": speed.get(k, 0), "batch_windows": batch.get(k, 0)}
             for k in sorted({*speed, *batch})

@@ -11,13 +11,22 @@ deduplicates each event once and keeps one state store and one watermark for eve
 Measures are mergeable so the serving layer can combine windows and layers: count, sum, min, max, and distinct
 users as an Apache DataSketches HLL sketch (``hll_sketch_agg``). The batch layer asks for ``exact=True`` and gets
 the exact distinct count beside the sketch, each from an aggregation of its own joined back.
+
+Definitions change. Each view has a ``fingerprint`` (a hash of everything that decides its values) and is stored
+under ``stored_name`` (name and fingerprint), so two definitions of a view never share a cell; the speed layer keys
+its views checkpoint by ``views_fingerprint`` and batch versions record the fingerprints they were computed with.
+``TWINLAYER_VIEWS`` may name a TOML file of ``[[view]]`` tables that replaces the definitions below (``load_views``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+import os
+import tomllib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -71,8 +80,39 @@ class View:
     def measure(self, name: str) -> Measure:
         return next(m for m in self.measures if m.name == name)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Eight hex digits of a hash of what decides the view's values (not its description)."""
+        definition = {
+            "name": self.name,
+            "dimensions": list(self.dimensions),
+            "window_seconds": self.window_seconds,
+            "filter": self.filter,
+            "measures": [[m.name, m.kind, m.column] for m in self.measures],
+            "hll_lg_k": HLL_LG_K,
+        }
+        return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:8]
 
-VIEWS: tuple[View, ...] = (
+    @property
+    def stored_name(self) -> str:
+        """The view's part of its HBase row keys: one definition's cells never meet another's."""
+        return f"{self.name}{STORED_SEPARATOR}{self.fingerprint}"
+
+
+STORED_SEPARATOR = "@"
+
+
+def views_fingerprint(views: Sequence[View]) -> str:
+    """Eight hex digits naming a set of definitions: the speed layer's views checkpoint is kept under it."""
+    return hashlib.sha256(",".join(sorted(v.stored_name for v in views)).encode()).hexdigest()[:8]
+
+
+def fingerprints(views: Sequence[View]) -> dict[str, str]:
+    """View name → fingerprint: what a batch version records of the definitions it was computed with."""
+    return {view.name: view.fingerprint for view in views}
+
+
+DEFAULT_VIEWS: tuple[View, ...] = (
     View(
         name="campaign_views_10s",
         dimensions=("campaign_id",),
@@ -96,8 +136,35 @@ VIEWS: tuple[View, ...] = (
 )
 
 
+def load_views(path: str | os.PathLike[str]) -> tuple[View, ...]:
+    """The views of a TOML file: ``[[view]]`` tables with the fields of ``View``, measures as inline tables
+    (``{name = "users", kind = "distinct", column = "user_id"}``). Raises ValueError naming the file and the view."""
+    with open(path, "rb") as handle:
+        document = tomllib.load(handle)
+    views = []
+    for number, table in enumerate(document.get("view", []), 1):
+        try:
+            measures = tuple(Measure(**m) for m in table.pop("measures"))
+            views.append(View(dimensions=tuple(table.pop("dimensions")), measures=measures, **table))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: view {number} ({table.get('name', '?')}): {exc}") from exc
+    names = [view.name for view in views]
+    if not views or len(set(names)) != len(names):
+        raise ValueError(f"{path}: needs at least one [[view]], each with a name of its own")
+    return tuple(views)
+
+
+VIEWS: tuple[View, ...] = (
+    load_views(os.environ["TWINLAYER_VIEWS"]) if os.environ.get("TWINLAYER_VIEWS") else DEFAULT_VIEWS
+)
+
+
 def by_name(views: Sequence[View] = VIEWS) -> dict[str, View]:
     return {view.name: view for view in views}
+
+
+def by_stored_name(views: Sequence[View] = VIEWS) -> dict[str, View]:
+    return {view.stored_name: view for view in views}
 
 
 def slot_name(view: View, measure: Measure) -> str:

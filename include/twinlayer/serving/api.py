@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 filter=v.filter,
                 measures=[MeasureInfo(name=m.name, kind=m.kind) for m in v.measures],
                 description=v.description,
+                fingerprint=v.fingerprint,
             )
             for v in VIEWS
         ]

@@ -28,7 +28,7 @@ def view_keys(server: Server, view: View, from_ms: int, to_ms: int) -> list[str]
     settings = server.settings
     found = set()
     for table in (settings.batch_table, settings.speed_table):
-        found |= set(hbase_store.view_keys(server.pool, table, view.name, from_ms, to_ms))
+        found |= set(hbase_store.view_keys(server.pool, table, view.stored_name, from_ms, to_ms))
     return sorted(found)
 
 

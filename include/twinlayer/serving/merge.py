@@ -4,6 +4,11 @@
 picks for each window its batch value when the window's hour is published, else its speed value. ``query`` reads
 HBase and calls it. Distinct measures answer with the exact count from the batch layer and the sketch estimate
 from the speed layer; ``exact`` says which.
+
+Definitions: a published hour counts as published for a view only when its version was computed with the view's
+current definition (``definition_matches``); otherwise the speed layer answers it, from its cells of the current
+definition, and the answer names the hour in ``other_definition_hours``. A batch value of one definition never
+meets a speed value of another.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from twinlayer.batch.publish import boundary, published
+from twinlayer.batch.publish import boundary, definition_matches, published
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, floor_hour, hour_label
 from twinlayer.model.views import View, check_key
@@ -30,6 +35,8 @@ class Answer:
     from_ms: int
     to_ms: int
     boundary_ms: int | None
+    fingerprint: str
+    other_definition_hours: list[str]
     windows: list[dict]
 
     def as_dict(self) -> dict:
@@ -139,7 +146,9 @@ class Server:
         the wrong shape or a range ``check_range`` refuses, before reading anything."""
         check_key(view, key)
         self.check_range(from_ms, to_ms)
-        publications = self.current_publications()
+        every = self.current_publications()
+        publications = {h: entry for h, entry in every.items() if definition_matches(entry, view)}
+        other = [hour_label(h) for h in sorted(every) if h not in publications and floor_hour(from_ms) <= h < to_ms]
         batch = {}
         for hour in sorted(h for h in publications if floor_hour(from_ms) <= h < to_ms):
             batch[hour] = hbase_store.read_view(
@@ -156,7 +165,16 @@ class Server:
             for start, end in unpublished_spans(publications, from_ms, to_ms)
             for window in hbase_store.read_view(self.pool, self.settings.speed_table, view, key, start, end)
         ]
-        return Answer(view.name, key, from_ms, to_ms, boundary(publications), merge(view, publications, batch, speed))
+        return Answer(
+            view.name,
+            key,
+            from_ms,
+            to_ms,
+            boundary(every),
+            view.fingerprint,
+            other,
+            merge(view, publications, batch, speed),
+        )
 
     def publications(self) -> dict[str, dict]:
         return {hour_label(h): entry for h, entry in sorted(published(self.pool, self.settings).items())}

@@ -27,6 +27,10 @@ class ViewAnswer(BaseModel):
     from_ms: int
     to_ms: int
     boundary_ms: int | None  # the end of the newest published hour
+    fingerprint: str  # the view's definition these windows were computed with
+    # published hours whose batch version was computed with another definition of the view: the speed layer answers
+    # them (where it holds cells of this definition) until a backfill publishes this one
+    other_definition_hours: list[str]
     windows: list[Window]
 
 
@@ -42,11 +46,13 @@ class ViewInfo(BaseModel):
     filter: str | None
     measures: list[MeasureInfo]
     description: str
+    fingerprint: str
 
 
 class Publication(BaseModel):
     model_config = ConfigDict(extra="allow")  # a rolled-back hour also carries ``rolled_back_from``
 
     version: int
+    views: dict[str, str] | None = None  # view name -> fingerprint of the definition the version was computed with
     previous: list[int]
     published_ms: int

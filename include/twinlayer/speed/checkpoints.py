@@ -49,10 +49,10 @@ def incompatible_state(error: BaseException | str | None, checkpoint: Path) -> s
     query = checkpoint.name
     return (
         f"the {query} query cannot continue from its checkpoint {checkpoint}: Spark says {condition}, the state "
-        "there was written by another definition of the views or of their dedupe. The archive, its checkpoint and "
-        "the dead letters are not affected. Either run the code that wrote that checkpoint, or move the folder "
-        f"aside: the {query} query then rebuilds its windows from the oldest record Kafka still holds, rewriting "
-        "the same cells in place."
+        "there was written by another shape of the query (its dedupe, watermark or shuffle width; a change of the "
+        "view definitions gets a checkpoint of its own). The archive, its checkpoint and the dead letters are not "
+        "affected. Either run the code that wrote that checkpoint, or move the folder aside (or run twinlayer speed "
+        "rebuild): the views are then rebuilt from Kafka from the oldest unpublished hour, rewriting the same cells."
     )
 
 
@@ -93,19 +93,20 @@ class StartPlan:
     epoch: Path
     ingest_starting: str
     views_starting: str
+    archived: bool = False  # the epoch has committed micro-batches: a views query without a checkpoint rebuilds
 
 
 def plan_start(spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, topic: str, reset: bool) -> StartPlan:
     """Raises CheckpointMissing when a start is unsafe. The epoch's starting offsets serve the ingest query, and the
-    views query until the epoch's first commit; a views query without a checkpoint after that rebuilds from the
-    oldest record Kafka holds (retention may have dropped the epoch's first offsets)."""
+    views query until the epoch's first commit; a views query without a checkpoint after that rebuilds
+    (``rebuild``; retention may have dropped the epoch's first offsets)."""
     marker = checkpoint_dir / MARKER
     if marker.exists():
         epoch, starting = _read_marker(marker)
         problem = ingest_checkpoint_problem(checkpoint_dir / INGEST, epoch)
         if problem is None:
-            views = starting if archive.last_batch_id(epoch) is None else "earliest"
-            return StartPlan(epoch, starting, views)
+            archived = archive.last_batch_id(epoch) is not None
+            return StartPlan(epoch, starting, "earliest" if archived else starting, archived)
         if not reset:
             raise CheckpointMissing(problem)
         log.warning("%s — resetting, as asked", problem)

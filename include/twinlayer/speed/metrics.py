@@ -105,16 +105,17 @@ class SpeedMetrics:
             self.hbase_errors.inc()
 
     def views_written(self, mutations) -> None:
-        from twinlayer.model.views import by_name
+        from twinlayer.model.views import by_stored_name
         from twinlayer.storage.hbase import parse_row_key
 
-        catalog = by_name()
+        catalog = by_stored_name()
         newest = 0
         for mutation in mutations:
-            view, _, start = parse_row_key(mutation.row)
-            self.cells_written.labels(view).inc()
-            if view in catalog:
-                newest = max(newest, start + catalog[view].window_ms)
+            stored, _, start = parse_row_key(mutation.row)
+            view = catalog.get(stored)
+            self.cells_written.labels(view.name if view else stored).inc()
+            if view:
+                newest = max(newest, start + view.window_ms)
         if newest / 1000 > self._newest_window_end:
             self._newest_window_end = newest / 1000
             self.max_window_end.set(self._newest_window_end)

@@ -28,15 +28,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from twinlayer.model.config import Settings
-from twinlayer.model.views import VIEWS, View, aggregate
+from twinlayer.model.views import View, aggregate
 from twinlayer.runtime import faults
 from twinlayer.speed import QUERIES, WARMUP_PREFIX  # noqa: F401 — QUERIES re-exported for the entry point
-from twinlayer.speed.checkpoints import plan_start
 from twinlayer.speed.dead_letters import DeadLetterSender, envelope
 from twinlayer.speed.parse import (
     EVENT_COLUMNS,
     SOURCE_COLUMNS,
-    campaign_mapping,
     parse_events,
     valid_events,
 )
@@ -201,7 +199,7 @@ def _archived(batch: DataFrame) -> DataFrame:
     return batch.select(*EVENT_COLUMNS, *SOURCE_COLUMNS, "error", F.when(_refused(), F.col("payload")).alias("payload"))
 
 
-def _views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
+def views_frame(parsed: DataFrame, options: SpeedOptions, views: tuple[View, ...]) -> DataFrame:
     deduped = (
         valid_events(parsed).withWatermark("event_time", options.watermark).dropDuplicatesWithinWatermark(["event_id"])
     )
@@ -212,7 +210,7 @@ def _collect(batch: DataFrame, _batch_id: int) -> None:
     batch.collect()
 
 
-def _warm_up(
+def warm_up_queries(
     spark: SparkSession, settings: Settings, options: SpeedOptions, mapping: DataFrame, views: tuple[View, ...]
 ) -> None:
     """Both queries' transformations once over generated events, into scratch sinks (see ``warmup``)."""
@@ -227,7 +225,7 @@ def _warm_up(
             archive.write_batch(_archived(batch), epoch, batch_id, set_aside=_refused())
 
         return [
-            _views_frame(parsed, options, views)
+            views_frame(parsed, options, views)
             .writeStream.queryName(f"{WARMUP_PREFIX}views")
             .outputMode("update")
             .foreachBatch(_collect)
@@ -242,49 +240,3 @@ def _warm_up(
         ]
 
     warm_up(settings.kafka_bootstrap, options.topic, settings.events_partitions, start)
-
-
-def start_speed_layer(
-    spark: SparkSession, settings: Settings, options: SpeedOptions, metrics=None, views: tuple[View, ...] = VIEWS
-) -> list[StreamingQuery]:
-    """Start the two queries; the caller awaits and stops them."""
-    pool = hbase_store.pool_for(settings)
-    hbase_store.ensure_table(pool, options.table, options.table_max_versions, options.table_ttl_seconds)
-    plan = plan_start(spark, options.checkpoint_dir, options.archive_dir, options.topic, options.reset_checkpoints)
-    mapping = campaign_mapping(spark).cache()
-    bootstrap = settings.kafka_bootstrap
-
-    def parsed(starting: str, max_offsets: int | None) -> DataFrame:
-        return parse_events(kafka_stream(spark, bootstrap, options.topic, starting, max_offsets), mapping)
-
-    if options.warm_up:
-        _warm_up(spark, settings, options, mapping, views)
-    cp = options.checkpoint_dir
-    queries = []
-    try:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", "views")
-        queries.append(
-            _views_frame(parsed(plan.views_starting, options.max_offsets_per_trigger), options, views)
-            .writeStream.queryName("views")
-            .outputMode("update")
-            .foreachBatch(views_sink(pool, options, views, metrics))
-            .option("checkpointLocation", str(cp / "views"))
-            .trigger(processingTime=options.views_trigger)
-            .start()
-        )
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", "ingest")
-        queries.append(
-            parsed(plan.ingest_starting, options.ingest_max_offsets_per_trigger)
-            .writeStream.queryName("ingest")
-            .foreachBatch(ingest_sink(bootstrap, options, plan.epoch, metrics))
-            .option("checkpointLocation", str(cp / "ingest"))
-            .trigger(processingTime=options.ingest_trigger)
-            .start()
-        )
-    except Exception:
-        for query in queries:
-            query.stop()
-        raise
-    finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]  # None resets
-    return queries

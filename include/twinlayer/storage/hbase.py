@@ -1,10 +1,10 @@
 """The HBase store of both layers: how views are laid out, the pure function that turns view rows into mutations,
 and the only code that talks to HBase (through its Thrift gateway, with happybase).
 
-Row key: ``<salt>|<view>|<key>|<window start ms, 13 digits>``. The salt is two hex digits of a hash of
-(view, key): the windows of one view and key sit together, so a time range of one key is one contiguous scan,
-while different keys spread over 16 buckets. Columns live in family ``m``: one qualifier per measure, plus
-``_batch`` (the micro-batch or run that wrote the cell).
+Row key: ``<salt>|<view@fingerprint>|<key>|<window start ms, 13 digits>`` — the view's ``stored_name``, so a changed
+definition writes rows of its own. The salt is two hex digits of a hash of (stored name, key): the windows of one view
+and key sit together, so a time range of one key is one contiguous scan, while different keys spread over 16 buckets.
+Columns live in family ``m``: one qualifier per measure, plus ``_batch`` (the micro-batch or run that wrote the cell).
 
 Every cell's timestamp is the window start — derived from the data, never the wall clock — so a replayed
 micro-batch or a rerun rewrites the same cells: HBase keeps one version per (row, column, timestamp) and the
@@ -127,7 +127,9 @@ def view_mutations(
                 columns[f"m:{measure.name}.exact".encode()] = encode_value(record[exact_slot_name(view, measure)])
         start = int(record["window_start_ms"])
         mutations.append(
-            Mutation(row_key(view.name, record["key"], start), columns, start if timestamp is None else timestamp)
+            Mutation(
+                row_key(view.stored_name, record["key"], start), columns, start if timestamp is None else timestamp
+            )
         )
     mutations.sort(key=lambda m: m.row)
     return mutations
@@ -302,7 +304,7 @@ def read_view(
 ) -> list[WindowValue]:
     """Windows of ``view`` for ``key`` whose start lies in [from_ms, to_ms), oldest first; with ``version``, the
     cells written at that version (or the newest before it)."""
-    start, stop = window_bound(view.name, key, from_ms), window_bound(view.name, key, to_ms)
+    start, stop = window_bound(view.stored_name, key, from_ms), window_bound(view.stored_name, key, to_ms)
     kwargs: dict[str, int] = {} if version is None else {"timestamp": version + 1}
     return with_connection(
         pool,
@@ -314,9 +316,10 @@ def read_view(
 
 
 def view_keys(pool: Pool, table: str, view: str, from_ms: int, to_ms: int) -> dict[str, int]:
-    """Each key of ``view`` with the number of its windows that start in [from_ms, to_ms): row keys only, from every
-    salt bucket. A key's rows sort by window start: after ``JUMP_AFTER`` rows in a row outside the range, the scan
-    jumps to ``from_ms`` inside the key or past the key, so a table with days of history is not read whole."""
+    """Each key of ``view`` (a ``stored_name``) with the number of its windows that start in [from_ms, to_ms): row
+    keys only, from every salt bucket. A key's rows sort by window start: after ``JUMP_AFTER`` rows in a row outside
+    the range, the scan jumps to ``from_ms`` inside the key or past the key, so a table with days of history is not
+    read whole."""
     key_only = b"KeyOnlyFilter() AND FirstKeyOnlyFilter()"
 
     def scan(conn: Connection) -> dict[str, int]:

@@ -46,6 +46,23 @@ def end_offsets(bootstrap: str, topic: str, partitions: int | None = None) -> di
         consumer.close()
 
 
+def offsets_at(bootstrap: str, topic: str, timestamp_ms: int) -> dict[int, int]:
+    """Partition → the offset of its first record Kafka received at or after ``timestamp_ms`` (its end offset when
+    it has none); 0 or less means every record Kafka still holds."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "twinlayer-offsets"}, logger=QUIET)
+    try:
+        ids = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        if timestamp_ms <= 0:
+            return {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]) for p in ids}
+        found = consumer.offsets_for_times([TopicPartition(topic, p, timestamp_ms) for p in ids], timeout=10)
+        ends = {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]) for p in ids}
+        return {tp.partition: ends[tp.partition] if tp.offset < 0 else int(tp.offset) for tp in found}
+    finally:
+        consumer.close()
+
+
 def latest_records(bootstrap: str, topic: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The ``count`` newest records of ``topic`` (across its partitions, by record time), oldest first, each as
     {partition, offset, timestamp_ms, key, value} with key and value as bytes. Nothing is committed. Raises

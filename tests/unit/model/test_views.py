@@ -16,6 +16,7 @@ from twinlayer.model.views import (
     View,
     aggregate,
     by_name,
+    by_stored_name,
     slot_name,
 )
 from twinlayer.speed.parse import (
@@ -187,10 +188,10 @@ def test_mutations_are_deterministic_under_shuffled_input(spark, mapping):
         assert view_mutations(shuffled, batch_id=7) == first
     assert len({m.row for m in first}) == len(rows)
     for mutation in first:
-        view_name, _, start = parse_row_key(mutation.row)
-        assert mutation.timestamp == start and start % by_name()[view_name].window_ms == 0
+        stored, _, start = parse_row_key(mutation.row)
+        assert mutation.timestamp == start and start % by_stored_name()[stored].window_ms == 0
         assert mutation.columns[b"m:_batch"] == b"7"
-        decoded = decode_row(by_name()[view_name], mutation.row, mutation.columns)
+        decoded = decode_row(by_stored_name()[stored], mutation.row, mutation.columns)
         assert decoded.window_start_ms == start and decoded.batch == 7
 
 
