@@ -281,9 +281,8 @@ def test_drift_metric_equals_the_real_difference_between_the_layers(lambda_run, 
     try:
         speed = conn.table(settings.speed_table)
         rows = list(speed.scan(columns=[b"m:views"]))
-        planted = [(r, d) for r, d in rows if b"|campaign_views_10s|" in r and hour <= int(r[-13:]) < hour + HOUR_MS][
-            :5
-        ]
+        stored = f"|{view.stored_name}|".encode()
+        planted = [(r, d) for r, d in rows if stored in r and hour <= int(r[-13:]) < hour + HOUR_MS][:5]
         for row, data in planted:  # the speed layer "miscounted" five windows by +7
             speed.put(row, {b"m:views": str(int(data[b"m:views"]) + 7).encode()}, timestamp=int(row[-13:]))
     finally:

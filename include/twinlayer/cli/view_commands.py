@@ -46,6 +46,7 @@ def describe(view: View) -> dict:
         "filter": view.filter,
         "measures": {m.name: f"{m.kind}({m.column or '*'})" for m in view.measures},
         "description": view.description,
+        "fingerprint": view.fingerprint,
     }
 
 
@@ -64,10 +65,11 @@ def register(app: typer.Typer) -> None:
                 f"{d['window_seconds']}s",
                 d["filter"] or "",
                 ", ".join(f"{k}={v}" for k, v in d["measures"].items()),
+                d["fingerprint"],
             ]
             for d in described
         ]
-        table(None, ["view", "key", "window", "filter", "measures"], rows)
+        table(None, ["view", "key", "window", "filter", "measures", "fingerprint"], rows)
 
     @app.command()
     def query(

@@ -113,9 +113,12 @@ def request(checkpoint_dir: Path, since_ms: int) -> Status:
     return status
 
 
+PICKUP_SECONDS = 180.0  # a running speed layer takes a request within a second, a starting one after its warm-up
+
+
 def wait(checkpoint_dir: Path, timeout: float, on_progress=None, poll: float = 1.0) -> Status:
     """Wait for the rebuild in ``checkpoint_dir`` to finish, calling ``on_progress(status)`` on every poll. Raises
-    TimeoutError naming how far it got."""
+    TimeoutError naming how far it got, early when no speed layer takes the request up."""
     deadline = time.monotonic() + timeout
     while True:
         status = read_status(checkpoint_dir)
@@ -125,6 +128,12 @@ def wait(checkpoint_dir: Path, timeout: float, on_progress=None, poll: float = 1
             on_progress(status)
         if status.state == "done":
             return status
+        waiting = time.time() - status.requested_ms / 1000
+        if status.state == "requested" and waiting > PICKUP_SECONDS:
+            raise TimeoutError(
+                f"no speed layer has taken up the rebuild asked for {waiting:.0f} s ago in {checkpoint_dir}; is it "
+                "running? (twinlayer stack status). It starts the rebuild when it next starts."
+            )
         if time.monotonic() > deadline:
             where = f"{status.records_done:,} of {status.records_total:,} records" if status.started_ms else "not begun"
             raise TimeoutError(
