@@ -15,7 +15,7 @@ the exact distinct count beside the sketch, each from an aggregation of its own 
 Definitions change. Each view has a ``fingerprint`` (a hash of everything that decides its values) and is stored
 under ``stored_name`` (name and fingerprint), so two definitions of a view never share a cell; the speed layer keys
 its views checkpoint by ``views_fingerprint`` and batch versions record the fingerprints they were computed with.
-``TWINLAYER_VIEWS`` may name a TOML file of ``[[view]]`` tables that replaces the definitions below (``load_views``).
+``TWINLAYER_VIEWS`` may name a TOML file of ``[[view]]`` tables that replaces the definitions below (``view_files``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import tomllib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -103,8 +102,9 @@ STORED_SEPARATOR = "@"
 
 
 def views_fingerprint(views: Sequence[View]) -> str:
-    """Eight hex digits naming a set of definitions: the speed layer's views checkpoint is kept under it."""
-    return hashlib.sha256(",".join(sorted(v.stored_name for v in views)).encode()).hexdigest()[:8]
+    """Eight hex digits naming a list of definitions, in order (the views query's state lays its columns out in
+    that order): the speed layer's views checkpoint is kept under it."""
+    return hashlib.sha256(",".join(v.stored_name for v in views).encode()).hexdigest()[:8]
 
 
 def fingerprints(views: Sequence[View]) -> dict[str, str]:
@@ -136,27 +136,17 @@ DEFAULT_VIEWS: tuple[View, ...] = (
 )
 
 
-def load_views(path: str | os.PathLike[str]) -> tuple[View, ...]:
-    """The views of a TOML file: ``[[view]]`` tables with the fields of ``View``, measures as inline tables
-    (``{name = "users", kind = "distinct", column = "user_id"}``). Raises ValueError naming the file and the view."""
-    with open(path, "rb") as handle:
-        document = tomllib.load(handle)
-    views = []
-    for number, table in enumerate(document.get("view", []), 1):
-        try:
-            measures = tuple(Measure(**m) for m in table.pop("measures"))
-            views.append(View(dimensions=tuple(table.pop("dimensions")), measures=measures, **table))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: view {number} ({table.get('name', '?')}): {exc}") from exc
-    names = [view.name for view in views]
-    if not views or len(set(names)) != len(names):
-        raise ValueError(f"{path}: needs at least one [[view]], each with a name of its own")
-    return tuple(views)
+def configured_views() -> tuple[View, ...]:
+    """The views of the file ``TWINLAYER_VIEWS`` names (``view_files``), else ``DEFAULT_VIEWS``."""
+    path = os.environ.get("TWINLAYER_VIEWS")
+    if not path:
+        return DEFAULT_VIEWS
+    from twinlayer.model.view_files import load_views
+
+    return load_views(path)
 
 
-VIEWS: tuple[View, ...] = (
-    load_views(os.environ["TWINLAYER_VIEWS"]) if os.environ.get("TWINLAYER_VIEWS") else DEFAULT_VIEWS
-)
+VIEWS: tuple[View, ...] = configured_views()
 
 
 def by_name(views: Sequence[View] = VIEWS) -> dict[str, View]:

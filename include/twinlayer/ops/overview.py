@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from twinlayer.batch.late import late_hours
-from twinlayer.batch.publish import boundary, published
+from twinlayer.batch.publish import boundary, definition_matches, published
 from twinlayer.batch.recompute import snapshot_path
 from twinlayer.batch.runs import hour_facts
 from twinlayer.model.config import Settings
@@ -67,6 +67,17 @@ def _speed_holds_cells(settings: Settings, pool, hour_ms: int, version: int) -> 
     return bool(hbase_store.read_view(pool, settings.speed_table, view, key, hour_ms, hour_ms + HOUR_MS))
 
 
+def _source(entry: dict | None) -> str:
+    """Which layer serving answers an hour from: the batch layer for the views whose definitions the published
+    version was computed with, the speed layer for the others."""
+    other = [view.name for view in VIEWS if entry is None or not definition_matches(entry, view)]
+    if not other:
+        return "batch"
+    if entry is None or len(other) == len(VIEWS):
+        return "speed" if entry is None else "speed (the published version has other view definitions)"
+    return f"batch; speed for {', '.join(other)} (changed since)"
+
+
 def hour_rows(
     settings: Settings,
     days: int = 2,
@@ -89,7 +100,7 @@ def hour_rows(
         label = hour_label(hour_ms)
         entry = publications.get(hour_ms)
         facts = hour_facts(settings, hour_ms)
-        row = HourRow(label, hour_ms, counts.get(label, 0), "batch" if entry else "speed")
+        row = HourRow(label, hour_ms, counts.get(label, 0), _source(entry))
         if entry:
             row.version, row.previous = entry["version"], entry["previous"]
             row.published_ms, row.rolled_back_from = entry.get("published_ms"), entry.get("rolled_back_from")

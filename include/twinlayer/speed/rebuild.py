@@ -2,16 +2,19 @@
 
 The views query keeps its state in a checkpoint named by the fingerprint of the definitions it computes
 (``views_checkpoint``). A start that finds none for the running definitions over an archive that has data (the
-definitions changed, or the checkpoint was lost) rebuilds: a new views query from the Kafka offsets of the oldest
-unpublished hour — the end of the newest published one — less ``MAX_FUTURE_MS`` (a valid event is at most that far
-ahead of its Kafka time, so no event of an unpublished hour sits before those offsets), then live. Checkpoints of
-other definitions are removed. The ingest query and the archive are untouched: nothing is archived twice.
+definitions changed, or the checkpoint was lost) rebuilds: a new views query from the oldest unpublished hour
+(``automatic_since``), then live. Checkpoints of other definitions are removed. The ingest query and the archive are
+untouched: nothing is archived twice.
 
 ``twinlayer speed rebuild --since`` asks the running speed layer for the same from a chosen time through a status
 file in its checkpoint folder (``request``): the layer stops its views query, drops its checkpoint and starts it again
-from the offsets of that time; the ingest query keeps archiving, and the live views wait behind the rebuilt range.
-The layer writes its progress into the file until the views query has committed the end offsets Kafka had when the
-rebuild began. Cells are rewritten in place (same rows; a speed cell's timestamp is its window start).
+from there; the ingest query keeps archiving, and the live views wait behind the rebuilt range. The layer writes its
+progress into the file until the views query has committed the end offsets Kafka had when the rebuild began.
+
+A rebuild writes the windows that start at or after its ``since_ms`` (aligned to every view's window) and reads
+Kafka from ``MAX_FUTURE_MS`` before it (``read_from_ms``: a valid event is at most that far ahead of its Kafka time),
+so every window it writes holds all of its events received since; windows before are not written (they would be
+partial). Cells are rewritten in place: a speed cell's timestamp is its window start.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from twinlayer.model.events import MAX_FUTURE_MS
-from twinlayer.model.views import View, views_fingerprint
+from twinlayer.model.events import MAX_AGE_MS, MAX_FUTURE_MS
+from twinlayer.model.hours import HOUR_MS, floor_hour, hour_start
+from twinlayer.model.views import View, coarse_window_seconds, views_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +59,36 @@ def retire_other_checkpoints(checkpoint_dir: Path, keep: Path) -> list[Path]:
     return retired
 
 
-def rebuild_start_ms(boundary_ms: int | None) -> int:
-    """The Kafka time a rebuild reads from: the oldest unpublished hour's start less ``MAX_FUTURE_MS``; 0 (every
-    record Kafka holds) when nothing is published."""
-    return 0 if boundary_ms is None else max(boundary_ms - MAX_FUTURE_MS, 0)
+def automatic_since(archive_hours: Iterable[str], publications: Mapping[int, dict], now_ms: int) -> int:
+    """Where a rebuild after a definition change starts: the oldest hour the archive holds that is not published,
+    within Kafka's retention (``MAX_AGE_MS``) — serving answers those from the speed layer —, else the end of the
+    newest published hour; 0 (every record Kafka holds) when there is neither."""
+    oldest_kept = now_ms - MAX_AGE_MS
+    unpublished = [
+        start for start in map(hour_start, archive_hours) if start not in publications and start + HOUR_MS > oldest_kept
+    ]
+    if unpublished:
+        return max(min(unpublished), floor_hour(oldest_kept))
+    return max(publications) + HOUR_MS if publications else 0
+
+
+def read_from_ms(since_ms: int) -> int:
+    """The Kafka time a rebuild whose first window starts at ``since_ms`` reads from: a valid event is at most
+    ``MAX_FUTURE_MS`` ahead of its Kafka time, so every event of those windows was received after it."""
+    return max(since_ms - MAX_FUTURE_MS, 0) if since_ms > 0 else 0
+
+
+def aligned(since_ms: int, views: Sequence[View]) -> int:
+    """``since_ms`` down to a start of every view's window: no window the rebuild writes is cut by its start."""
+    coarse = coarse_window_seconds(views) * 1000
+    return since_ms - since_ms % coarse
 
 
 @dataclasses.dataclass
 class Status:
-    """One rebuild: ``requested`` by the command, ``running`` once the layer started it, then ``done``."""
+    """One rebuild: ``requested`` by the command, ``running`` once the layer started it, then ``done`` (or
+    ``failed``, with the reason). ``since_ms``: the first window start it writes (aligned to the views' windows when
+    it starts); it reads Kafka from ``read_from_ms(since_ms)``."""
 
     state: str
     since_ms: int
@@ -128,6 +153,8 @@ def wait(checkpoint_dir: Path, timeout: float, on_progress=None, poll: float = 1
             on_progress(status)
         if status.state == "done":
             return status
+        if status.state == "failed":
+            raise RuntimeError(f"the views rebuild from {_iso(status.since_ms)} failed: {status.reason}")
         waiting = time.time() - status.requested_ms / 1000
         if status.state == "requested" and waiting > PICKUP_SECONDS:
             raise TimeoutError(

@@ -57,8 +57,12 @@ def offsets_at(bootstrap: str, topic: str, timestamp_ms: int) -> dict[int, int]:
         if timestamp_ms <= 0:
             return {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]) for p in ids}
         found = consumer.offsets_for_times([TopicPartition(topic, p, timestamp_ms) for p in ids], timeout=10)
+        failed = [f"{tp.partition}: {tp.error}" for tp in found if tp.error is not None]
+        if failed:
+            raise RuntimeError(f"Kafka could not look up offsets of {topic!r} by time ({'; '.join(failed)})")
         ends = {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]) for p in ids}
-        return {tp.partition: ends[tp.partition] if tp.offset < 0 else int(tp.offset) for tp in found}
+        # OFFSET_END (-1): no record at or after the time
+        return {tp.partition: ends[tp.partition] if tp.offset == -1 else int(tp.offset) for tp in found}
     finally:
         consumer.close()
 

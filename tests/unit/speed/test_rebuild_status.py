@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from twinlayer.model.events import MAX_FUTURE_MS
+from twinlayer.model.events import MAX_AGE_MS, MAX_FUTURE_MS
+from twinlayer.model.hours import HOUR_MS, hour_label
 from twinlayer.model.views import DEFAULT_VIEWS
 from twinlayer.speed import rebuild
 
@@ -19,9 +20,22 @@ def commit(query_checkpoint, batch_id, offsets, topic="events"):
     (query_checkpoint / "commits" / str(batch_id)).write_text("v1\n{}\n")
 
 
-def test_a_rebuild_reads_from_the_oldest_unpublished_hour_less_how_far_ahead_an_event_may_be():
-    assert rebuild.rebuild_start_ms(None) == 0  # nothing published: every record Kafka holds
-    assert rebuild.rebuild_start_ms(7_200_000) == 7_200_000 - MAX_FUTURE_MS
+def test_a_rebuild_starts_at_the_oldest_unpublished_hour_kafka_still_holds():
+    now = 1_800_000_000_000 // HOUR_MS * HOUR_MS + 600_000
+    hours = [now // HOUR_MS * HOUR_MS - h * HOUR_MS for h in (0, 1, 2, 3, 200)]  # 200 h ago: past Kafka's week
+    published = {hours[2]: {}, hours[3]: {}}
+    assert rebuild.automatic_since(map(hour_label, hours), published, now) == hours[1]  # a gap before the newest
+    assert rebuild.automatic_since(map(hour_label, hours[2:4]), published, now) == hours[2] + HOUR_MS  # the boundary
+    assert rebuild.automatic_since([], {}, now) == 0  # nothing archived or published: every record Kafka holds
+    assert rebuild.automatic_since([hour_label(hours[4])], {}, now) == 0  # an hour Kafka no longer holds
+    week_ago = now - MAX_AGE_MS + HOUR_MS // 2  # inside Kafka's week, its hour started before it
+    assert rebuild.automatic_since([hour_label(week_ago)], {}, now) == (now - MAX_AGE_MS) // HOUR_MS * HOUR_MS
+
+
+def test_a_rebuild_writes_whole_windows_from_records_it_reads_early_enough():
+    assert rebuild.read_from_ms(0) == 0
+    assert rebuild.read_from_ms(7_200_000) == 7_200_000 - MAX_FUTURE_MS
+    assert rebuild.aligned(7_265_000, DEFAULT_VIEWS) == 7_260_000  # the views' windows: 10 s and 1 min
 
 
 def test_progress_comes_from_the_views_commits_until_the_target_is_reached(tmp_path):
