@@ -69,10 +69,9 @@ def _change_pointer(pool, settings: Settings, hour_ms: int, decide: Callable[[di
 
 def publish(pool, settings: Settings, hour_ms: int, version: int, views: dict[str, str] | None = None) -> dict:
     """Point the hour at ``version`` computed with the definitions ``views`` (name → fingerprint; by default the
-    running code's) atomically; the
-    previous versions stay for rollback. A lower version than the one published is older data (a slower run of the
-    same hour) and never replaces it, whatever the order in which two runs get here; the same version computed with
-    other definitions (a backfill after a view changed) does."""
+    running code's) atomically; the previous versions stay for rollback. A lower version than the one published is
+    older data (a slower run of the same hour) and never replaces it, whatever the order in which two runs get here;
+    the same version computed with other definitions (a backfill after a view changed) does."""
     if version <= 0:
         raise ValueError(f"nothing to publish for {hour_label(hour_ms)}: version {version}")
     views = fingerprints(VIEWS) if views is None else views
