@@ -21,7 +21,7 @@ from twinlayer.batch.quality import QualityGateFailed
 from twinlayer.batch.runs import NotGated, record_gate_pass
 from twinlayer.localstack.generator import Workload, produce
 from twinlayer.model.hours import HOUR_MS, hour_label
-from twinlayer.model.views import VIEWS, by_name
+from twinlayer.model.views import VIEWS, by_name, fingerprints
 from twinlayer.serving.merge import Server
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
@@ -218,7 +218,7 @@ def test_rerun_and_backfill_leave_byte_identical_cells_and_republish_is_harmless
     older = pointers[lambda_run.hours[1]]["version"] - 1  # a slower run of the same hour, with less of the archive
     with pytest.raises(NotGated):
         publishing.publish_hour(settings, lambda_run.hours[1], older)
-    record_gate_pass(settings, lambda_run.hours[1], older)  # its gate passed too
+    record_gate_pass(settings, lambda_run.hours[1], older, fingerprints(VIEWS))  # its gate passed too
     assert publishing.publish_hour(settings, lambda_run.hours[1], older) == pointers[lambda_run.hours[1]]
     assert publishing.published(hbase_store.pool_for(settings, 1), settings) == pointers
 

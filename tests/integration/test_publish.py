@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twinlayer.batch import publish as publishing
 from twinlayer.batch.runs import NotGated, record_gate_pass
 from twinlayer.model.hours import HOUR_MS, hour_label
+from twinlayer.model.views import VIEWS, fingerprints
 from twinlayer.storage import hbase as hbase_store
 
 pytestmark = pytest.mark.integration
@@ -80,11 +81,18 @@ def test_only_a_version_the_view_gate_passed_is_published(local):
     with pytest.raises(NotGated, match="has not passed the view gate"):
         publishing.publish_hour(settings, HOUR, 40)
     assert publishing.published(pool, settings) == {}
-    record_gate_pass(settings, HOUR, 40)
+    record_gate_pass(settings, HOUR, 40, fingerprints(VIEWS))
     assert publishing.publish_hour(settings, HOUR, 40)["version"] == 40
     with pytest.raises(NotGated):
         publishing.publish_hour(settings, HOUR, 41)
     assert publishing.published(pool, settings)[HOUR]["version"] == 40
+    # the same version computed with other definitions (a backfill after a view changed) passes on its own, and
+    # is published with the definitions of its latest pass, the old ones kept for rollback
+    changed = {**fingerprints(VIEWS), "purchases_by_ad_type_1m": "0123abcd"}
+    record_gate_pass(settings, HOUR, 40, changed)
+    entry = publishing.publish_hour(settings, HOUR, 40)
+    assert (entry["version"], entry["views"]) == (40, changed)
+    assert (entry["previous"], entry["previous_views"]) == ([40], [fingerprints(VIEWS)])
 
 
 def compacted_cells(settings) -> float:
@@ -149,7 +157,7 @@ def test_published_versions_outlive_any_number_of_unpublished_ones_and_a_major_c
 
     for version in (10, 20):
         write_version(version)
-        record_gate_pass(settings, HOUR, version)
+        record_gate_pass(settings, HOUR, version, fingerprints(VIEWS))
         publishing.publish_hour(settings, HOUR, version)
     flush(settings)
     for version in range(30, 90, 10):

@@ -47,7 +47,7 @@ def hour_drift(settings: Settings, hour_ms: int, views: tuple[View, ...] = VIEWS
     import pandas as pd
 
     record = read_run_record(settings, hour_ms)
-    snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"]))
+    snapshot = pd.read_parquet(snapshot_path(settings, hour_ms, record["version"], record.get("views")))
     pool = hbase_store.pool_for(settings, size=1)
     reports: dict[str, dict[str, Any]] = {}
     values: dict[tuple[str, ...], float] = {}

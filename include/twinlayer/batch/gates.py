@@ -69,13 +69,14 @@ def gate_version(settings: Settings, hour_ms: int, raw_facts: dict, views: tuple
     publish (another run of the same hour may write a newer run record meanwhile)."""
     import pandas as pd
 
-    version = read_run_record(settings, hour_ms)["version"]
-    snapshot = pd.read_parquet(recompute.snapshot_path(settings, hour_ms, version))
+    record = read_run_record(settings, hour_ms)
+    version, definitions = record["version"], record.get("views")
+    snapshot = pd.read_parquet(recompute.snapshot_path(settings, hour_ms, version, definitions))
     result = validate_version(snapshot, raw_facts, views)
     result.facts["version"] = version
     push_gate(settings, hour_ms, result)
     result.raise_if_failed()
-    record_gate_pass(settings, hour_ms, version)
+    record_gate_pass(settings, hour_ms, version, definitions)
     return result
 
 

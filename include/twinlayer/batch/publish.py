@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from twinlayer.batch.report import push_boundary
-from twinlayer.batch.runs import NotGated, gate_passed, read_run_record, run_record_path
+from twinlayer.batch.runs import NotGated, gate_passed, gated_definitions, read_run_record, run_record_path
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label, hour_start
 from twinlayer.model.views import VIEWS, View, fingerprints
@@ -131,17 +131,23 @@ def definition_matches(entry: dict, view: View) -> bool:
 
 
 def publish_hour(settings: Settings, hour_ms: int, version: int | None = None) -> dict:
-    """Publish ``version`` (by default the run record's), which the view gate must have passed."""
+    """Publish ``version`` (by default the run record's), which the view gate must have passed with the definitions
+    it is published with: the run record's when it names that version, else those of its latest gate pass."""
     has_record = version is None or run_record_path(settings, hour_ms).exists()
-    record = read_run_record(settings, hour_ms) if has_record else {}  # its definitions: the hour's last run's
+    record = read_run_record(settings, hour_ms) if has_record else {}
     version = record["version"] if version is None else version
-    if not gate_passed(settings, hour_ms, version):
+    if record.get("version") == version:
+        definitions = record.get("views")
+    else:
+        passed = gated_definitions(settings, hour_ms, version)
+        definitions = passed[-1] if passed else None
+    if not gate_passed(settings, hour_ms, version, definitions):
         raise NotGated(
-            f"{hour_label(hour_ms)}: version {version} has not passed the view gate; run the hour's recompute "
-            "(validate_version passes a version before it may be published)"
+            f"{hour_label(hour_ms)}: version {version} with these view definitions has not passed the view gate; "
+            "run the hour's recompute (validate_version passes a version before it may be published)"
         )
     pool = hbase_store.pool_for(settings, size=1)
-    entry = publish(pool, settings, hour_ms, version, record.get("views"))
+    entry = publish(pool, settings, hour_ms, version, definitions)
     faults.point(faults.PUBLISH_SWAPPED)
     push_boundary(settings, boundary(published(pool, settings)))
     return entry

@@ -24,7 +24,7 @@ from pathlib import Path
 from twinlayer.batch import dedupe
 from twinlayer.model.config import Settings
 from twinlayer.model.hours import HOUR_MS, hour_label
-from twinlayer.model.views import VIEWS, View, event_count, fingerprints, slot_name
+from twinlayer.model.views import VIEWS, View, definitions_key, event_count, fingerprints, slot_name
 from twinlayer.runtime import faults
 from twinlayer.storage import archive
 from twinlayer.storage import hbase as hbase_store
@@ -68,8 +68,11 @@ def exact_events(raw):
     return dedupe.first_received(raw)
 
 
-def snapshot_path(settings: Settings, hour_ms: int, version: int) -> Path:
-    return settings.batch_dir / f"hour={hour_label(hour_ms)}" / f"version={version}"
+def snapshot_path(settings: Settings, hour_ms: int, version: int, views: dict[str, str] | None) -> Path:
+    """Where the view rows of ``version`` computed with the definitions ``views`` (``fingerprints``) are kept: the
+    same version number computed with other definitions (a backfill after a view changed) has a snapshot of its
+    own."""
+    return settings.batch_dir / f"hour={hour_label(hour_ms)}" / f"version={version}" / f"views={definitions_key(views)}"
 
 
 WRITE_CHUNK = 2000
@@ -103,7 +106,7 @@ def recompute_hour(spark, settings: Settings, hour_ms: int, views: Sequence[View
     # (a few per key and window, whatever the events) are kept for the snapshot and the HBase write
     rows = aggregate(exact_events(raw), views, exact=True).cache()
     try:
-        rows.write.mode("overwrite").parquet(str(snapshot_path(settings, hour_ms, version)))
+        rows.write.mode("overwrite").parquet(str(snapshot_path(settings, hour_ms, version, fingerprints(views))))
         lap("read_dedupe_aggregate_snapshot")
         collected = rows.collect()
         lap("collect")

@@ -2,9 +2,9 @@
 
 The recompute runs in its own process (``spark_jobs/batch_recompute.py`` through ``SparkSubmitOperator``); it
 writes ``state/batch/runs/<hour>.json`` and the gate, publish, drift and metric steps read it. The view gate notes
-every version of an hour it passed in ``state/batch/gated/<hour>.json``; publish refuses any other. The gates'
-results and the drift of each hour's last run are kept in ``state/batch/facts/<hour>.json`` for the Lambda page (the
-Pushgateway holds only the last hour's).
+every version of an hour it passed, with the definitions it was computed with, in ``state/batch/gated/<hour>.json``;
+publish refuses any other pair. The gates' results and the drift of each hour's last run are kept in
+``state/batch/facts/<hour>.json`` for the Lambda page (the Pushgateway holds only the last hour's).
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ def _gated_path(settings: Settings, hour_ms: int) -> Path:
     return settings.batch_dir / "gated" / f"{hour_label(hour_ms)}.json"
 
 
-def gated_versions(settings: Settings, hour_ms: int) -> list[int]:
+def gate_passes(settings: Settings, hour_ms: int) -> list[dict[str, Any]]:
+    """Every (version, definitions) of the hour the view gate passed, in the order they passed: entries
+    ``{"version", "views"}``; a pass noted before definitions were recorded has ``views`` None."""
     path = _gated_path(settings, hour_ms)
-    return json.loads(path.read_text()) if path.exists() else []
+    passes = json.loads(path.read_text()) if path.exists() else []
+    return [p if isinstance(p, dict) else {"version": p, "views": None} for p in passes]
 
 
 def _update(path: Path, change: Callable[[Any], Any], empty: Any) -> None:
@@ -62,9 +65,15 @@ def _update(path: Path, change: Callable[[Any], Any], empty: Any) -> None:
         os.replace(partial, path)
 
 
-def record_gate_pass(settings: Settings, hour_ms: int, version: int) -> None:
-    """Note that ``version`` of the hour passed the view gate."""
-    _update(_gated_path(settings, hour_ms), lambda versions: sorted({*versions, version}), [])
+def record_gate_pass(settings: Settings, hour_ms: int, version: int, views: dict[str, str] | None) -> None:
+    """Note that ``version`` of the hour computed with the definitions ``views`` passed the view gate."""
+    passed = {"version": version, "views": views}
+
+    def add(passes: list) -> list:
+        known = [p if isinstance(p, dict) else {"version": p, "views": None} for p in passes]
+        return [*(p for p in known if p != passed), passed]
+
+    _update(_gated_path(settings, hour_ms), add, [])
 
 
 def _facts_path(settings: Settings, hour_ms: int) -> Path:
@@ -81,5 +90,11 @@ def hour_facts(settings: Settings, hour_ms: int) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def gate_passed(settings: Settings, hour_ms: int, version: int) -> bool:
-    return version in gated_versions(settings, hour_ms)
+def gated_definitions(settings: Settings, hour_ms: int, version: int) -> list[dict[str, str] | None]:
+    """The definitions ``version`` of the hour passed the view gate with, the latest last (none: never passed)."""
+    return [p["views"] for p in gate_passes(settings, hour_ms) if p["version"] == version]
+
+
+def gate_passed(settings: Settings, hour_ms: int, version: int, views: dict[str, str] | None) -> bool:
+    """Whether ``version`` computed with the definitions ``views`` passed the view gate."""
+    return views in gated_definitions(settings, hour_ms, version)

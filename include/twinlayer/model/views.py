@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from twinlayer.model.events import ENUMS
@@ -110,6 +110,12 @@ def views_fingerprint(views: Sequence[View]) -> str:
 def fingerprints(views: Sequence[View]) -> dict[str, str]:
     """View name → fingerprint: what a batch version records of the definitions it was computed with."""
     return {view.name: view.fingerprint for view in views}
+
+
+def definitions_key(recorded: Mapping[str, str] | None) -> str:
+    """Eight hex digits naming a recorded set of definitions (``fingerprints``), whatever its order: a batch
+    version's snapshot and its gate passes are kept under it beside the version number."""
+    return hashlib.sha256(json.dumps(dict(recorded or {}), sort_keys=True).encode()).hexdigest()[:8]
 
 
 DEFAULT_VIEWS: tuple[View, ...] = (

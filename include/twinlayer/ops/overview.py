@@ -52,11 +52,11 @@ class HourRow:
     speed_cells: bool | None = None  # None: not probed (an unpublished hour is served by the speed layer)
 
 
-def _speed_holds_cells(settings: Settings, pool, hour_ms: int, version: int) -> bool | None:
+def _speed_holds_cells(settings: Settings, pool, hour_ms: int, entry: dict) -> bool | None:
     """Whether the speed table still holds windows of the hour, probed with one key of the published version."""
     import pyarrow.parquet as pq
 
-    path = snapshot_path(settings, hour_ms, version)
+    path = snapshot_path(settings, hour_ms, entry["version"], entry.get("views"))
     if not path.exists():
         return None
     view = VIEWS[0]
@@ -104,7 +104,7 @@ def hour_rows(
         if entry:
             row.version, row.previous = entry["version"], entry["previous"]
             row.published_ms, row.rolled_back_from = entry.get("published_ms"), entry.get("rolled_back_from")
-            row.speed_cells = _speed_holds_cells(settings, pool, hour_ms, entry["version"])
+            row.speed_cells = _speed_holds_cells(settings, pool, hour_ms, entry)
         if label in late:
             row.late_records = late[label]["archived"] - late[label]["published"]
         row.gates = {name.removeprefix("gate_"): fact for name, fact in facts.items() if name.startswith("gate_")}
