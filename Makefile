@@ -62,8 +62,9 @@ test: deps ## the whole suite on the real stack (started if not already healthy,
 test-unit: deps ## pure-logic tests only (local Spark included), no services; installs what they need
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-bench: up ## speed-layer figures on the running stack (JSON lines in state/bench/); takes about 15 minutes
+bench: up ## speed-layer figures and serving's range queries on the running stack (JSON lines in state/bench/); about 15 minutes
 	$(BIN)/python benchmarks/speed_layer.py all
+	$(BIN)/python benchmarks/batch_and_serving.py queries
 
 freeze: ## rewrite constraints.txt from the current environment
 	$(BIN)/pip freeze --exclude-editable | grep -v '^twinlayer' > constraints.txt

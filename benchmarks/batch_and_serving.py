@@ -9,6 +9,11 @@ python benchmarks/batch_and_serving.py dag-run [--events 100000]
     Sends an unused past hour N events through Kafka, waits until the stack's speed layer archived them, then runs
     twinlayer_recompute for that hour in the stack's Airflow: wall time of the run and each task's duration.
 
+python benchmarks/batch_and_serving.py queries [--repeat 20]
+    Two reads of the running stack, each repeated: one key of each view over the last 24 hours through the HTTP API,
+    and every key of each view over one hour (the newest published one, else the current hour) as a pandas
+    frame (``windows_frame``: the keys listed from both tables, then answered key by key). Latency p50/max.
+
 python benchmarks/batch_and_serving.py serving [--qps 50] [--seconds 30] [--ingest 5000]
     Sends events at --ingest events/s while querying the serving HTTP API at --qps for --seconds (open loop);
     reports the latency percentiles seen by the clients. Figures also go to state/bench/batch_serving.jsonl.
@@ -175,6 +180,42 @@ def serving(args) -> None:
     record("serving", figures)
 
 
+def queries(args) -> None:
+    from twinlayer.batch.publish import published
+    from twinlayer.model.hours import HOUR_MS, hour_label
+    from twinlayer.model.views import VIEWS
+    from twinlayer.serving.frames import windows_frame
+    from twinlayer.serving.merge import Server
+
+    def timed(call, *call_args):
+        seconds, result = [], None
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            result = call(*call_args)
+            seconds.append(time.perf_counter() - started)
+        return {"p50_ms": round(statistics.median(seconds) * 1000, 1), "max_ms": round(max(seconds) * 1000, 1)}, result
+
+    def one_key(url: str, key: str) -> dict:
+        return session.get(url, params={"key": key, "from": "24h"}, timeout=30).json()
+
+    session, server = requests.Session(), Server(SETTINGS)
+    publications = published(server.pool, SETTINGS)
+    hour = max(publications) if publications else int(time.time() * 1000) // HOUR_MS * HOUR_MS
+    for view in VIEWS:
+        figures, frame = timed(windows_frame, server, view, hour, hour + HOUR_MS)
+        if frame.empty:
+            raise SystemExit(f"{view.name} has no window in {hour_label(hour)}: send events first")
+        shape = {"keys": int(frame["key"].nunique()), "windows": len(frame)}
+        where = {"hour": hour_label(hour), "published": hour in publications}
+        record("query_all_keys_1h", {"view": view.name, **where, **shape, **figures})
+        key = str(frame["key"].iloc[0])
+        figures, answer = timed(one_key, f"{SETTINGS.url('serving_port')}/views/{view.name}", key)
+        sources = sorted({w["source"] for w in answer["windows"]})
+        record(
+            "query_one_key_24h", {"view": view.name, "windows": len(answer["windows"]), "sources": sources, **figures}
+        )
+
+
 def dag_run(args) -> None:
     """An unused past hour gets --events events through Kafka and the stack's speed layer (its archive), then one
     run of twinlayer_recompute for that hour in the stack's Airflow: wall time from the trigger to the run's end,
@@ -234,6 +275,9 @@ def main() -> None:
     s.add_argument("--seconds", type=float, default=30)
     s.add_argument("--ingest", type=float, default=5000)
     s.set_defaults(func=serving)
+    q = sub.add_parser("queries")
+    q.add_argument("--repeat", type=int, default=20)
+    q.set_defaults(func=queries)
     d = sub.add_parser("dag-run")
     d.add_argument("--events", type=int, default=100_000)
     d.set_defaults(func=dag_run)
