@@ -50,8 +50,11 @@ def gate_passes(settings: Settings, hour_ms: int) -> list[dict[str, Any]]:
     """Every (version, definitions) of the hour the view gate passed, in the order they passed: entries
     ``{"version", "views"}``; a pass noted before definitions were recorded has ``views`` None."""
     path = _gated_path(settings, hour_ms)
-    passes = json.loads(path.read_text()) if path.exists() else []
-    return [p if isinstance(p, dict) else {"version": p, "views": None} for p in passes]
+    return _passes(json.loads(path.read_text()) if path.exists() else [])
+
+
+def _passes(stored: list) -> list[dict[str, Any]]:
+    return [p if isinstance(p, dict) else {"version": p, "views": None} for p in stored]
 
 
 def _update(path: Path, change: Callable[[Any], Any], empty: Any) -> None:
@@ -69,9 +72,8 @@ def record_gate_pass(settings: Settings, hour_ms: int, version: int, views: dict
     """Note that ``version`` of the hour computed with the definitions ``views`` passed the view gate."""
     passed = {"version": version, "views": views}
 
-    def add(passes: list) -> list:
-        known = [p if isinstance(p, dict) else {"version": p, "views": None} for p in passes]
-        return [*(p for p in known if p != passed), passed]
+    def add(stored: list) -> list:
+        return [*(p for p in _passes(stored) if p != passed), passed]
 
     _update(_gated_path(settings, hour_ms), add, [])
 

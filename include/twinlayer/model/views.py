@@ -114,7 +114,7 @@ def fingerprints(views: Sequence[View]) -> dict[str, str]:
 
 def definitions_key(recorded: Mapping[str, str] | None) -> str:
     """Eight hex digits naming a recorded set of definitions (``fingerprints``), whatever its order: a batch
-    version's snapshot and its gate passes are kept under it beside the version number."""
+    version's snapshot is kept under it beside the version number."""
     return hashlib.sha256(json.dumps(dict(recorded or {}), sort_keys=True).encode()).hexdigest()[:8]
 
 
