@@ -17,11 +17,12 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from twinlayer.storage import archive
+from twinlayer.storage import archive, kafka
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ class StartPlan:
     archived: bool = False  # the epoch has committed micro-batches: a views query without a checkpoint rebuilds
 
 
-def plan_start(spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, topic: str, reset: bool) -> StartPlan:
+def plan_start(
+    spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, topic: str, reset: bool, bootstrap: str
+) -> StartPlan:
     """Raises CheckpointMissing when a start is unsafe. The epoch's starting offsets serve the ingest query, and the
     views query until the epoch's first commit; a views query without a checkpoint after that rebuilds
     (``rebuild``; retention may have dropped the epoch's first offsets)."""
@@ -123,12 +126,20 @@ def plan_start(spark: SparkSession, checkpoint_dir: Path, archive_dir: Path, top
     checkpoint_dir.mkdir(parents=True)
     starting = "earliest"
     if epochs:
-        last = archive.last_offsets(spark, archive_dir)
-        starting = json.dumps({topic: {str(p): o + 1 for p, o in last.items()}}) if last else "earliest"
+        starting = reset_offsets(topic, archive.last_offsets(spark, archive_dir), kafka.end_offsets(bootstrap, topic))
         log.warning("reset: new archive epoch, Kafka offsets start at %s", starting)
     epoch = archive.open_epoch(archive_dir, len(epochs) + 1)
     marker.write_text(json.dumps({"epoch": str(epoch), "starting": starting}))
     return StartPlan(epoch, starting, starting)
+
+
+def reset_offsets(topic: str, last_archived: dict[int, int], partitions: Iterable[int]) -> str:
+    """Spark's ``startingOffsets`` after the last archived offsets: Spark wants every partition of the topic named,
+    so a partition the archive holds nothing of starts at its earliest record (-2)."""
+    if not last_archived:
+        return "earliest"
+    every = sorted(set(partitions) | set(last_archived))
+    return json.dumps({topic: {str(p): last_archived[p] + 1 if p in last_archived else -2 for p in every}})
 
 
 def _read_marker(marker: Path) -> tuple[Path, str]:

@@ -127,7 +127,14 @@ def start_speed_layer(
 
     layer = SpeedLayer(spark, settings, options, views, metrics)
     hbase_store.ensure_table(layer.pool, options.table, options.table_max_versions, options.table_ttl_seconds)
-    plan = plan_start(spark, options.checkpoint_dir, options.archive_dir, options.topic, options.reset_checkpoints)
+    plan = plan_start(
+        spark,
+        options.checkpoint_dir,
+        options.archive_dir,
+        options.topic,
+        options.reset_checkpoints,
+        settings.kafka_bootstrap,
+    )
     if options.warm_up:
         warm_up_queries(spark, settings, options, layer.mapping, views)
     # decided after the warm-up, so a rebuild asked for meanwhile is seen
