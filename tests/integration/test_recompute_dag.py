@@ -70,26 +70,26 @@ def test_dag_run_recomputes_publishes_and_serving_answers_from_the_batch_layer(s
     assert {w["source"] for w in answer["windows"]} == {"batch"}
 
 
-def test_airflow_backfill_of_three_hours_publishes_each_and_a_second_backfill_changes_no_cell(
+def test_airflow_backfill_of_two_hours_publishes_each_and_a_second_backfill_changes_no_cell(
     stack, settings, spark, capsys
 ):
-    first = unused_past_hours(spark, settings, n=3)
-    archive_past_events(spark, settings, first, 4500, hours=3, seed=41)
-    last = first + 2 * HOUR_MS
+    first = unused_past_hours(spark, settings, n=2)
+    archive_past_events(spark, settings, first, 3000, hours=2, seed=41)
+    last = first + HOUR_MS
     capsys.readouterr()
     command = ["backfill", DAG_ID, "--from", hour_label(first), "--to", hour_label(last), "--json"]
     assert cli_main(command) == 0, capsys.readouterr().err  # the backfill a person starts from the command line
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert runs == {hour_label(first + i * HOUR_MS): "success" for i in range(3)}
+    assert runs == {hour_label(first + i * HOUR_MS): "success" for i in range(2)}
     client = AirflowClient.for_stack(settings)
     publications = Server(settings).publications()
-    assert all(hour_label(first + i * HOUR_MS) in publications for i in range(3))
-    cells = batch_cells_of(settings, first, 3)
+    assert all(hour_label(first + i * HOUR_MS) in publications for i in range(2))
+    cells = batch_cells_of(settings, first, 2)
     assert cells
 
     again = client.backfill(DAG_ID, first, last, reprocess=True)
     assert set(again.values()) == {"success"}
-    assert batch_cells_of(settings, first, 3) == cells
+    assert batch_cells_of(settings, first, 2) == cells
     assert Server(settings).publications() == publications
 
 
